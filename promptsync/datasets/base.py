@@ -1,0 +1,50 @@
+"""Dataset contract: a list of ``Datum(path, label)`` and the class names of the label space."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+@dataclass(frozen=True)
+class Datum:
+    path: str
+    label: int
+
+
+class ClassificationDataset:
+    """Lists samples; loading and view generation happen in :class:`~.view_dataset.ViewDataset`."""
+
+    name: str = 'dataset'
+
+    def __init__(self, samples: Sequence[Datum], classnames: Sequence[str]):
+        self.samples = list(samples)
+        self.classnames = list(classnames)
+        bad = [d for d in self.samples if not 0 <= d.label < len(self.classnames)]
+        if bad:
+            raise ValueError(f'{self.name}: {len(bad)} samples have labels outside 0..{len(self.classnames) - 1} '
+                             f'(first: {bad[0]})')
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Datum:
+        return self.samples[index]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classnames)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted for a stable order."""
+    return sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def missing_root_error(dataset: str, tried: Sequence[Path], layout: str, how_to_get: str) -> FileNotFoundError:
+    tried_txt = '\n'.join(f'  - {p}' for p in tried)
+    return FileNotFoundError(
+        f'{dataset} not found. Looked for:\n{tried_txt}\nExpected layout:\n{layout}\nHow to get it: {how_to_get}\n'
+        "Set the data root with --cfg-options data.dataset.root=/path or the PROMPTSYNC_DATA environment variable.")

@@ -1,0 +1,1 @@
+"""Trainers (few-shot prompt learning) register into ``promptsync.registry.TRAINERS`` here."""

@@ -1,0 +1,6 @@
+"""Evaluation: metrics (``METRICS``), prediction records and result files."""
+from .metrics import Accuracy, MeanPerClassAccuracy, compute_metrics
+from .predictions import PredictionTable, PredictionWriter, read_records, to_record
+
+__all__ = ['Accuracy', 'MeanPerClassAccuracy', 'compute_metrics', 'PredictionTable', 'PredictionWriter',
+           'read_records', 'to_record']

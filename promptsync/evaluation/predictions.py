@@ -1,0 +1,85 @@
+"""Per-sample prediction records: built from ``SampleResult`` s, written as JSON lines, read back on resume.
+
+A record keeps the top-k classes and the confidence rather than the full logits, so a 50k-image,
+1000-class run stays a few MB and can be resumed from disk.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+TOPK_STORED = 5
+
+
+def to_record(result) -> dict:
+    probs = result.logits.float().softmax(dim=-1)
+    k = min(TOPK_STORED, probs.numel())
+    conf, top = probs.topk(k)
+    rec = dict(index=result.index, label=result.label, pred=int(top[0]), correct=bool(int(top[0]) == result.label),
+               topk=top.tolist(), confidence=round(float(conf[0]), 6), path=result.path)
+    if result.loss_terms:
+        rec['loss'] = {k: round(v, 6) for k, v in result.loss_terms.items()}
+    return rec
+
+
+@dataclass
+class PredictionTable:
+    """Column view of prediction records for the metrics."""
+    labels: torch.Tensor        # [N]
+    topk: torch.Tensor          # [N, K] class indices, best first (padded with -1)
+    confidence: torch.Tensor    # [N]
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict]) -> 'PredictionTable':
+        records = list(records)
+        if not records:
+            return cls(torch.zeros(0, dtype=torch.long), torch.zeros(0, TOPK_STORED, dtype=torch.long),
+                       torch.zeros(0))
+        width = max(len(r['topk']) for r in records)
+        topk = torch.full((len(records), width), -1, dtype=torch.long)
+        for i, r in enumerate(records):
+            topk[i, :len(r['topk'])] = torch.tensor(r['topk'], dtype=torch.long)
+        return cls(torch.tensor([r['label'] for r in records], dtype=torch.long), topk,
+                   torch.tensor([r['confidence'] for r in records], dtype=torch.float))
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+class PredictionWriter:
+    """Appends records to ``predictions.jsonl`` and flushes after every batch (nothing computed is lost)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fh = self.path.open('a')
+
+    def write(self, records: Iterable[dict]) -> None:
+        for rec in records:
+            self._fh.write(json.dumps(rec) + '\n')
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of a (possibly interrupted) predictions file; a torn last line is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # interrupted mid-write
+                break
+            raise ValueError(f'{path}:{i + 1} is not valid JSON; the predictions file is corrupt') from None
+    return records

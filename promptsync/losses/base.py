@@ -1,0 +1,57 @@
+"""Base class of TTA losses and the weighted sum that combines them from a config list."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from promptsync.registry import LOSSES
+
+
+class TTALoss(nn.Module):
+    """A loss of one test sample's :class:`~promptsync.tta.context.TTAContext`.
+
+    Subclasses implement ``forward(ctx) -> scalar``. A loss that needs per-layer vision tokens lists
+    the layers in ``vision_layers``; the engine then records them in ``ctx.vision_tokens``.
+    """
+
+    vision_layers: tuple[int, ...] = ()
+
+
+class WeightedLossSum:
+    """``sum_k weight_k * loss_k(ctx)`` from ``[dict(type=..., weight=..., name=..., **kwargs), ...]``.
+
+    ``name`` (default: the type name, suffixed ``_1``, ``_2`` when repeated) keys the per-term values
+    that are logged and written with each prediction.
+    """
+
+    def __init__(self, cfgs: Sequence[Mapping[str, Any]]):
+        if not cfgs:
+            raise ValueError('an adapting TTA method needs at least one loss, e.g. '
+                             "losses=[dict(type='MarginalEntropyLoss', weight=1.0)]")
+        self.terms: list[tuple[str, float, nn.Module]] = []
+        for cfg in cfgs:
+            cfg = dict(cfg)
+            weight = float(cfg.pop('weight', 1.0))
+            base = cfg.pop('name', None) or (cfg['type'] if isinstance(cfg['type'], str) else cfg['type'].__name__)
+            name, k = base, 1
+            while name in {n for n, _, _ in self.terms}:
+                name, k = f'{base}_{k}', k + 1
+            loss = LOSSES.build(cfg)
+            self.terms.append((name, weight, loss))
+
+    @property
+    def vision_layers(self) -> tuple[int, ...]:
+        layers = set()
+        for _, _, loss in self.terms:
+            layers.update(getattr(loss, 'vision_layers', ()))
+        return tuple(sorted(layers))
+
+    def __call__(self, ctx) -> tuple[torch.Tensor, dict[str, float]]:
+        total, values = None, {}
+        for name, weight, loss in self.terms:
+            value = loss(ctx)
+            values[name] = float(value.detach())
+            total = weight * value if total is None else total + weight * value
+        return total, values

@@ -1,0 +1,4 @@
+"""Models: backbones (frozen VLMs), prompt learners (the learnable tensors), and the classifier joining them."""
+from .clip_classifier import PromptedCLIP, build_model
+
+__all__ = ['PromptedCLIP', 'build_model']

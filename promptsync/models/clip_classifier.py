@@ -1,0 +1,96 @@
+"""``PromptedCLIP``: backbone + prompt learner -> class logits.
+
+The one place that turns prompts into text/image features and logits, for every method (zero-shot,
+TPT, PromptAlign, PromptSync). Template ensembles are averaged here (normalised mean of normalised
+features); text encoding can be chunked over classes to bound memory.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from promptsync.models.prompt_learners.base import PromptLearner, Prompts, TextPrompts
+from promptsync.registry import BACKBONES, PROMPT_LEARNERS
+
+
+def _chunk_text(tp: TextPrompts, start: int, stop: int) -> dict[str, Any]:
+    def rows(t):
+        return None if t is None else t[start:stop]
+    deep = {k: (v[start:stop] if v.dim() == 3 else v) for k, v in tp.deep.items()}
+    return dict(token_ids=tp.token_ids[start:stop], embeddings=rows(tp.embeddings), deep_prompts=deep,
+                prompt_positions=rows(tp.positions))
+
+
+class PromptedCLIP(nn.Module):
+    """Args:
+        backbone: a built backbone (``OpenCLIP``).
+        prompt_learner: a built prompt learner bound to ``backbone``.
+        text_chunk_size: encode at most this many class prompts at once (``None`` = all).
+    """
+
+    def __init__(self, backbone: nn.Module, prompt_learner: PromptLearner, text_chunk_size: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.prompt_learner = prompt_learner
+        self.text_chunk_size = text_chunk_size
+
+    @property
+    def classnames(self) -> list[str]:
+        return self.prompt_learner.classnames
+
+    def set_classnames(self, classnames: list[str]) -> None:
+        self.prompt_learner.set_classnames(classnames)
+
+    def prompts(self) -> Prompts:
+        return self.prompt_learner()
+
+    def text_features(self, prompts: Prompts | None = None) -> torch.Tensor:
+        """Normalised class text features ``[C, E]`` (templates averaged)."""
+        tp = (prompts if prompts is not None else self.prompts()).text
+        n = tp.token_ids.shape[0]
+        step = self.text_chunk_size or n
+        with self.backbone.autocast():
+            feats = [self.backbone.encode_text(**_chunk_text(tp, s, min(s + step, n)), normalize=True)
+                     for s in range(0, n, step)]
+        feats = torch.cat(feats).float()
+        if tp.n_templates > 1:
+            feats = F.normalize(feats.view(-1, tp.n_templates, feats.shape[-1]).mean(dim=1), dim=-1)
+        return feats
+
+    def image_features(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
+        """Normalised image features ``[B, E]`` with the learner's visual prompts (if any)."""
+        vp = (prompts if prompts is not None else self.prompts()).vision if self.prompt_learner.has_vision_prompts else None
+        with self.backbone.autocast():
+            if vp is None:
+                out = self.backbone.encode_image(images, normalize=True)
+            else:
+                out = self.backbone.encode_image(images, vp.shallow, vp.deep, normalize=True)
+        return out.float()
+
+    def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """``logit_scale * cos`` (+ the model's logit bias, if it has one), ``[B, C]``."""
+        out = self.backbone.logit_scale().float() * image_features @ text_features.t()
+        bias = self.backbone.logit_bias()
+        return out if bias is None else out + bias.float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        prompts = self.prompts()
+        return self.logits(self.image_features(images, prompts), self.text_features(prompts))
+
+
+def build_model(cfg: Mapping[str, Any], classnames: list[str], device: str | torch.device) -> PromptedCLIP:
+    """Build backbone + prompt learner from ``cfg.model`` for a label space, on ``device``."""
+    cfg = dict(cfg)
+    backbone = BACKBONES.build(dict(cfg.pop('backbone')), default_args=dict(device=str(device)))
+    learner_cfg = cfg.pop('prompt_learner', None) or dict(type='TemplatePrompts', templates='single')
+    learner = PROMPT_LEARNERS.build(dict(learner_cfg), default_args=dict(backbone=backbone))
+    learner.to(backbone.device)
+    learner.set_classnames(list(classnames))
+    unknown = set(cfg) - {'text_chunk_size'}
+    if unknown:
+        raise KeyError(f'unknown model config keys {sorted(unknown)}; expected backbone, prompt_learner, '
+                       'text_chunk_size')
+    return PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'))

@@ -1,0 +1,36 @@
+"""Hand-crafted prompts (zero-shot CLIP, single template or a template ensemble); nothing to learn."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from promptsync.datasets.resources import load_templates
+from promptsync.registry import PROMPT_LEARNERS
+
+from .base import PromptLearner, Prompts, TextPrompts, clean_classname
+
+
+@PROMPT_LEARNERS.register_module()
+class TemplatePrompts(PromptLearner):
+    """``templates``: a shipped set ('single', 'imagenet80'), a file, or a list of strings with ``{}``.
+
+    With several templates the classifier averages the normalised features of a class's prompts
+    (CLIP's prompt ensembling).
+    """
+
+    def __init__(self, backbone, templates: str | Sequence[str] = 'single', classnames: list[str] | None = None):
+        super().__init__(backbone)
+        self.templates = load_templates(templates)
+        self.register_buffer('token_ids', torch.zeros(0, backbone.context_length, dtype=torch.long),
+                             persistent=False)
+        if classnames is not None:
+            self.set_classnames(classnames)
+
+    def set_classnames(self, classnames: list[str]) -> None:
+        self.classnames = list(classnames)
+        texts = [t.format(clean_classname(c)) for c in classnames for t in self.templates]
+        self.token_ids = self.backbone.tokenize(texts)
+
+    def forward(self) -> Prompts:
+        return Prompts(text=TextPrompts(token_ids=self.token_ids, n_templates=len(self.templates)))

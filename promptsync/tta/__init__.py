@@ -1,0 +1,1 @@
+"""Test-time adaptation: views, selection, reset policies, optimizers, hooks and methods."""

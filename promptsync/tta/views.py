@@ -1,0 +1,92 @@
+"""View generators (``TRANSFORMS``): a PIL image -> a ``[V, 3, H, W]`` tensor of views, view 0 = original.
+
+Generators receive the sample's own :class:`SampleRNG`, so the views of sample ``i`` depend only on
+``(seed, i)``. Resolution, normalisation and interpolation default to the backbone's preprocessing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+from promptsync.registry import TRANSFORMS
+from promptsync.utils.seeding import SampleRNG
+
+from .augmix import augmix
+
+
+def _interp(name: str) -> InterpolationMode:
+    try:
+        return InterpolationMode(name.lower())
+    except ValueError as err:
+        raise ValueError(f"unknown interpolation '{name}'; use bicubic, bilinear or nearest") from err
+
+
+def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    return (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
+
+
+class _ViewBase:
+    def __init__(self, image_size: int | Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 interpolation: str = 'bicubic', resize_mode: str = 'shortest'):
+        if resize_mode != 'shortest':
+            raise ValueError(f"resize_mode '{resize_mode}' is not supported; views resize the shortest side")
+        self.size = _size(image_size)
+        self.original = T.Compose([T.Resize(min(self.size), interpolation=_interp(interpolation)),
+                                   T.CenterCrop(self.size)])
+        self.to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+
+    def original_view(self, img: Image.Image) -> torch.Tensor:
+        return self.to_tensor(self.original(img))
+
+
+@TRANSFORMS.register_module()
+class OriginalView(_ViewBase):
+    """The single evaluation view: resize the shortest side, centre crop, normalise. ``[1, 3, H, W]``."""
+
+    n_views = 1
+
+    def __call__(self, img: Image.Image, rng: SampleRNG | None = None) -> torch.Tensor:
+        return self.original_view(img).unsqueeze(0)
+
+
+@TRANSFORMS.register_module()
+class TPTViews(_ViewBase):
+    """TPT's views: the original plus ``n_views - 1`` RandomResizedCrop + flip views (+ AugMix).
+
+    Args:
+        n_views: total views including the original (TPT: 64).
+        crop_scale: RandomResizedCrop area range (torchvision's default (0.08, 1.0), as TPT).
+        crop_interpolation: interpolation of the random crops (TPT: torchvision's default, bilinear).
+        augmix: apply AugMix on top of the crop (TPT: fine-grained datasets only).
+    """
+
+    def __init__(self, image_size, mean, std, interpolation: str = 'bicubic', resize_mode: str = 'shortest',
+                 n_views: int = 64, crop_scale: Sequence[float] = (0.08, 1.0), flip: bool = True,
+                 crop_interpolation: str = 'bilinear', augmix: bool = False, augmix_severity: float = 1.0,
+                 augmix_width: int = 3):
+        super().__init__(image_size, mean, std, interpolation, resize_mode)
+        if n_views < 1:
+            raise ValueError(f'n_views must be >= 1, got {n_views}')
+        self.n_views = n_views
+        ops = [T.RandomResizedCrop(self.size, scale=tuple(crop_scale), interpolation=_interp(crop_interpolation))]
+        if flip:
+            ops.append(T.RandomHorizontalFlip())
+        self.crop = T.Compose(ops)
+        self.augmix = augmix
+        self.augmix_severity = augmix_severity
+        self.augmix_width = augmix_width
+
+    def __call__(self, img: Image.Image, rng: SampleRNG) -> torch.Tensor:
+        views = [self.original_view(img)]
+        with rng.torch_scope():
+            for _ in range(self.n_views - 1):
+                crop = self.crop(img)
+                if self.augmix:
+                    views.append(augmix(crop, self.to_tensor, rng, self.augmix_severity, self.augmix_width))
+                else:
+                    views.append(self.to_tensor(crop))
+        return torch.stack(views)
