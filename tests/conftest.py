@@ -1,0 +1,37 @@
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')  # never try the network from tests
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from promptsync.datasets.fake import make_image_folder  # noqa: E402
+from promptsync.models.backbones import OpenCLIP  # noqa: E402
+
+TINY = 'ps-tiny-vit'
+CLASSES = ['cat', 'dog', 'golden_retriever', 'tabby_cat']
+
+
+def tiny_backbone(seed: int = 0) -> OpenCLIP:
+    torch.manual_seed(seed)
+    return OpenCLIP(TINY, pretrained=None, precision='fp32')
+
+
+@pytest.fixture(scope='session')
+def backbone() -> OpenCLIP:
+    """A shared tiny random-weight backbone (frozen; tests must not modify it)."""
+    return tiny_backbone()
+
+
+@pytest.fixture(scope='session')
+def fake_folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp('folder'), CLASSES, per_class=3)
+
+
+@pytest.fixture
+def tiny_overrides(fake_folder):
+    """--cfg-options that turn a real ViT-B/16 config into a tiny offline run on a generated folder."""
+    return {'model.backbone.model_name': TINY, 'model.backbone.pretrained': None,
+            'model.backbone.precision': 'fp32', 'data.dataset.type': 'ImageFolder',
+            'data.dataset.root': str(fake_folder), 'data.num_workers': 0, 'device': 'cpu',
+            'hooks': [dict(type='ProgressBarHook', disable=True)]}
