@@ -66,6 +66,18 @@ class PredictionWriter:
         self._fh.close()
 
 
+def drop_torn_tail(path: Path) -> bool:
+    """Cut a partial last line left by an interrupted write, so appends start on a fresh line."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b'\n'):
+        return False
+    path.write_bytes(data[:data.rfind(b'\n') + 1])
+    return True
+
+
 def read_records(path: Path) -> list[dict]:
     """Records of a (possibly interrupted) predictions file; a torn last line is dropped."""
     path = Path(path)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from torch.utils.data import DataLoader
 
 from promptsync.evaluation import PredictionTable, PredictionWriter, compute_metrics, read_records, to_record
+from promptsync.evaluation.predictions import drop_torn_tail
 from promptsync.utils.logging import get_logger
 
 logger = get_logger('runner')
@@ -52,6 +53,8 @@ class TTARunner:
             raise RuntimeError(
                 f'{self.work_dir} holds predictions of a different config (fingerprint {old}, now {self.fingerprint}).'
                 ' Use another --work-dir, or --no-resume to discard them.')
+        if drop_torn_tail(self.predictions_path):
+            logger.warning('dropped a partial last line of %s (an interrupted write)', self.predictions_path)
         wanted = set(self.view_dataset.indices)
         return list({r['index']: r for r in read_records(self.predictions_path) if r['index'] in wanted}.values())
 

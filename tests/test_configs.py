@@ -1,0 +1,80 @@
+"""Shipped configs: they compose, every type they name is registered, overrides apply."""
+from pathlib import Path
+
+import pytest
+
+from promptsync.registry import ALL_REGISTRIES
+from promptsync.utils.config import fingerprint, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+METHOD_CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+
+
+def types_in(tree):
+    if isinstance(tree, dict):
+        if isinstance(tree.get('type'), str):
+            yield tree['type']
+        for v in tree.values():
+            yield from types_in(v)
+    elif isinstance(tree, (list, tuple)):
+        for v in tree:
+            yield from types_in(v)
+
+
+def registered(name):
+    for reg in ALL_REGISTRIES.values():
+        reg.import_from_location()
+        if reg.get(name) is not None:
+            return True
+    return False
+
+
+@pytest.mark.parametrize('path', METHOD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / 'configs')))
+def test_config_composes_and_names_registered_types(path):
+    cfg = load_config(path)
+    for key in ('model', 'data', 'tta', 'metrics', 'seed'):
+        assert key in cfg, f'{path} misses {key}'
+    missing = [t for t in types_in(cfg.to_dict()) if not registered(t)]
+    assert not missing, f'{path} names unregistered types {missing}'
+
+
+def test_tpt_config_is_the_reference_recipe():
+    cfg = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py')
+    assert cfg.model.backbone.model_name == 'ViT-B-16-quickgelu' and cfg.model.backbone.pretrained == 'openai'
+    assert cfg.model.prompt_learner.to_dict() == dict(type='CoOp', n_ctx=4, ctx_init='a photo of a',
+                                                      class_token_position='end')
+    assert cfg.tta.views.n_views == 64 and cfg.tta.views.augmix is False
+    assert cfg.tta.selection.ratio == 0.1 and cfg.tta.steps == 1
+    assert cfg.tta.optimizer.type == 'AdamW' and cfg.tta.optimizer.lr == 5e-3
+    assert [l_['type'] for l_ in cfg.tta.losses] == ['MarginalEntropyLoss']
+    assert cfg.tta.reset.type == 'EpisodicReset'
+    assert cfg.data.dataset.type == 'ImageNetR'
+
+
+def test_ensemble_config_only_changes_templates():
+    single = load_config(ROOT / 'configs/zeroshot/vit_b16_imagenet_r.py')
+    ens = load_config(ROOT / 'configs/zeroshot/vit_b16_imagenet_r_ensemble.py')
+    assert ens.model.prompt_learner.templates == 'imagenet80'
+    ens.model.prompt_learner.templates = 'single'
+    assert fingerprint(ens) == fingerprint(single)
+
+
+def test_cfg_options_and_env_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv('PROMPTSYNC_DATA', str(tmp_path))
+    cfg = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py',
+                      {'tta.optimizer.lr': 0.1, 'tta.losses.0.weight': 2.0, 'seed': 3})
+    assert cfg.tta.optimizer.lr == 0.1 and cfg.tta.losses[0].weight == 2.0 and cfg.seed == 3
+    assert cfg.data.dataset.root == str(tmp_path)
+
+
+def test_fingerprint_ignores_runtime_only_keys():
+    a = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py')
+    b = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py',
+                    {'data.num_workers': 0, 'work_dir': '/x', 'data.max_samples': 5, 'hooks': []})
+    c = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py', {'tta.optimizer.lr': 1e-3})
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_missing_config_file():
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_config(ROOT / 'configs/nope.py')
