@@ -14,14 +14,33 @@ class Datum:
     label: int
 
 
+@dataclass(frozen=True)
+class LabelSpace:
+    """The classes of a dataset: display names (for prompts) and stable ids (wnids, folder names) if known.
+
+    Ids, when both sides have them, are how two label spaces are matched (e.g. ImageNet-R's 200 classes to
+    ImageNet prototypes); names can be ambiguous (ImageNet has two 'missile' and two 'sunglasses').
+    """
+    names: tuple[str, ...]
+    ids: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.ids is not None and len(self.ids) != len(self.names):
+            raise ValueError(f'{len(self.ids)} class ids for {len(self.names)} class names')
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class ClassificationDataset:
     """Lists samples; loading and view generation happen in :class:`~.view_dataset.ViewDataset`."""
 
     name: str = 'dataset'
 
-    def __init__(self, samples: Sequence[Datum], classnames: Sequence[str]):
+    def __init__(self, samples: Sequence[Datum], classnames: Sequence[str], class_ids: Sequence[str] | None = None):
         self.samples = list(samples)
         self.classnames = list(classnames)
+        self.class_ids = list(class_ids) if class_ids is not None else None
         bad = [d for d in self.samples if not 0 <= d.label < len(self.classnames)]
         if bad:
             raise ValueError(f'{self.name}: {len(bad)} samples have labels outside 0..{len(self.classnames) - 1} '
@@ -36,6 +55,10 @@ class ClassificationDataset:
     @property
     def num_classes(self) -> int:
         return len(self.classnames)
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return LabelSpace(tuple(self.classnames), tuple(self.class_ids) if self.class_ids is not None else None)
 
 
 def list_images(folder: Path) -> list[Path]:

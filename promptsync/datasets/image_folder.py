@@ -45,7 +45,7 @@ class ImageFolder(ClassificationDataset):
             raise FileNotFoundError(f'no image files under {root_path} (extensions: jpg, png, ...)')
         self.root = root_path
         self.empty_classes = empty
-        super().__init__(samples, names)
+        super().__init__(samples, names, class_ids=folders)
 
     @staticmethod
     def _classnames(folders: list[str], classnames) -> list[str]:
