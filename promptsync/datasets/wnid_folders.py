@@ -1,11 +1,13 @@
-"""Base of ImageNet subsets stored as ``<wnid>/`` folders and labelled by a fixed index list (a data file).
+"""Base of ImageNet subsets stored as one folder per class and labelled by a fixed index list (a data file).
 
-The label map comes from the index file, never from the folders on disk: a missing class folder is
-reported (its label stays reserved), a folder that is not one of the subset's wnids is an error.
+The label map comes from the index file (or all 1000 ImageNet classes when there is none), never from the
+folders on disk: a missing class folder is reported (its label stays reserved), a folder that is not one of
+the subset's classes is an error. Class ids are the wnids, class names CLIP's ImageNet names.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from promptsync.utils.logging import get_logger
 
@@ -16,38 +18,53 @@ logger = get_logger('datasets')
 
 
 class WnidSubsetDataset(ClassificationDataset):
-    """An ImageNet subset stored as ``<wnid>/`` folders, labelled by a fixed index list (a data file)."""
+    """An ImageNet subset stored as ``<wnid>/`` folders, labelled by a fixed index list (a data file).
 
-    indices_file: str = ''
+    Subclasses set ``subdirs`` (layouts under the data root), ``download`` (how to get the data) and
+    ``indices_file`` (``None``: all 1000 ImageNet classes in ImageNet label order).
+    """
+
+    indices_file: str | None = None
     subdirs: tuple[str, ...] = ()
     download: str = ''
+    folder_pattern: str = '<wnid>'
+    folder_rule: str = 'class folders are named by their ImageNet wnid'
 
     def __init__(self, root: str):
         wnids_all, names_all = imagenet_wnids_and_names()
-        indices = read_indices(self.indices_file)
+        indices = read_indices(self.indices_file) if self.indices_file else range(len(wnids_all))
         wnids = [wnids_all[i] for i in indices]
-        label_of = {w: j for j, w in enumerate(wnids)}
-        folder = self._find_root(Path(root).expanduser(), set(wnids))
-        present = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        unexpected = [p for p in present if p not in label_of]
+        folders = self._folder_names(indices, wnids)
+        label_of = {f: j for j, f in enumerate(folders)}
+        folder = self._find_root(Path(root).expanduser(), set(folders))
+        present = {p.name for p in folder.iterdir() if p.is_dir()}
+        unexpected = sorted(present - label_of.keys())
         if unexpected:
             raise ValueError(f'{self.name}: {folder} has folders that are not {self.name} classes: {unexpected[:5]} '
-                             f'({len(unexpected)} in all). Is this the right dataset?')
-        missing = [w for w in wnids if w not in present]
+                             f'({len(unexpected)} in all; {self.folder_rule}). Is this the right dataset?')
+        missing = [f for f in folders if f not in present]
         if missing:
             logger.warning('%s: %d of %d class folders are missing under %s (e.g. %s); their labels stay reserved',
-                           self.name, len(missing), len(wnids), folder, missing[0])
-        samples = [Datum(str(f), label_of[w]) for w in present for f in list_images(folder / w)]
+                           self.name, len(missing), len(folders), folder, missing[0])
+        samples = [Datum(str(p), label_of[f]) for f in folders if f in present for p in list_images(folder / f)]
         if not samples:
             raise FileNotFoundError(f'{self.name}: no images under {folder}')
         self.root = folder
         self.missing_classes = missing
         super().__init__(samples, [names_all[i] for i in indices], class_ids=wnids)
 
-    def _find_root(self, root: Path, wnids: set[str]) -> Path:
-        candidates = [root] + [root / s for s in self.subdirs]
+    def _folder_names(self, indices: Sequence[int], wnids: Sequence[str]) -> list[str]:
+        """The folder name of each label (default: its wnid)."""
+        return list(wnids)
+
+    def _candidates(self, root: Path) -> list[Path]:
+        """Folders that may hold the class folders: ``root`` itself, then each layout under it."""
+        return [root] + [root / s for s in self.subdirs]
+
+    def _find_root(self, root: Path, folders: set[str]) -> Path:
+        candidates = self._candidates(root)
         for c in candidates:
-            if c.is_dir() and any((c / w).is_dir() for w in wnids):
+            if c.is_dir() and any((c / f).is_dir() for f in folders):
                 return c
-        layout = '\n'.join(f'  {c}/<wnid>/<images>' for c in candidates)
+        layout = '\n'.join(f'  {c}/{self.folder_pattern}/<images>' for c in candidates)
         raise missing_root_error(self.name, candidates, layout, self.download)

@@ -1,0 +1,4 @@
+# ImageNet-Sketch (1000 classes). Root: $PROMPTSYNC_DATA (default ./data); see docs/datasets.md for the layout.
+data = dict(
+    dataset=dict(type='ImageNetSketch', root='{{$PROMPTSYNC_DATA:data}}'),
+    batch_size=1, num_workers=4, max_samples=None, shard=None)
