@@ -79,7 +79,9 @@ def run_test(cfg: Config, resume: bool = True) -> dict[str, Any]:
     views = TRANSFORMS.build(views_cfg, default_args=dict(image_size=pp['size'], mean=pp['mean'], std=pp['std'],
                                                           interpolation=pp['interpolation']))
     hooks = HookList(cfg.get('hooks', []))
-    method = TTA_METHODS.build(tta_cfg, default_args=dict(model=model, hooks=hooks, seed=seed))
+    method = TTA_METHODS.build(tta_cfg, default_args=dict(
+        model=model, hooks=hooks, seed=seed, label_space=dataset.label_space,
+        prototype_file=(cfg.get('prototypes') or {}).get('file')))
     metrics = [METRICS.build(dict(m)) for m in cfg.get('metrics', [dict(type='Accuracy', topk=(1, 5))])]
 
     shard = data_cfg.get('shard')

@@ -18,6 +18,13 @@ class TTALoss(nn.Module):
 
     vision_layers: tuple[int, ...] = ()
 
+    def setup(self, model, label_space=None, prototype_file: str | None = None) -> None:
+        """Called once before the first sample: load resources, bind to the model's label space."""
+
+    def summary(self) -> dict:
+        """What this loss wants recorded in ``metrics.json`` (e.g. how prototypes were matched)."""
+        return {}
+
 
 class WeightedLossSum:
     """``sum_k weight_k * loss_k(ctx)`` from ``[dict(type=..., weight=..., name=..., **kwargs), ...]``.
@@ -47,6 +54,14 @@ class WeightedLossSum:
         for _, _, loss in self.terms:
             layers.update(getattr(loss, 'vision_layers', ()))
         return tuple(sorted(layers))
+
+    def setup(self, model, label_space=None, prototype_file: str | None = None) -> None:
+        for _, _, loss in self.terms:
+            if hasattr(loss, 'setup'):
+                loss.setup(model, label_space=label_space, prototype_file=prototype_file)
+
+    def summary(self) -> dict:
+        return {name: s for name, _, loss in self.terms if hasattr(loss, 'summary') and (s := loss.summary())}
 
     def __call__(self, ctx) -> tuple[torch.Tensor, dict[str, float]]:
         total, values = None, {}

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from promptsync.models.prompt_learners.base import PromptLearner, Prompts, TextPrompts
+from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint
 from promptsync.registry import BACKBONES, PROMPT_LEARNERS
 
 
@@ -36,6 +37,7 @@ class PromptedCLIP(nn.Module):
         self.backbone = backbone
         self.prompt_learner = prompt_learner
         self.text_chunk_size = text_chunk_size
+        self.prompt_checkpoint: dict[str, str] | None = None  # metadata of the loaded initial prompts
 
     @property
     def classnames(self) -> list[str]:
@@ -89,8 +91,11 @@ def build_model(cfg: Mapping[str, Any], classnames: list[str], device: str | tor
     learner = PROMPT_LEARNERS.build(dict(learner_cfg), default_args=dict(backbone=backbone))
     learner.to(backbone.device)
     learner.set_classnames(list(classnames))
-    unknown = set(cfg) - {'text_chunk_size'}
+    unknown = set(cfg) - {'text_chunk_size', 'prompt_checkpoint'}
     if unknown:
         raise KeyError(f'unknown model config keys {sorted(unknown)}; expected backbone, prompt_learner, '
-                       'text_chunk_size')
-    return PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'))
+                       'prompt_checkpoint, text_chunk_size')
+    model = PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'))
+    if cfg.get('prompt_checkpoint'):
+        model.prompt_checkpoint = load_prompt_checkpoint(learner, cfg['prompt_checkpoint'])
+    return model

@@ -64,6 +64,10 @@ class PromptLearner(nn.Module, metaclass=ABCMeta):
     def forward(self) -> Prompts:
         """The prompts for the current class names."""
 
+    @abstractmethod
+    def prompts_for(self, classnames: list[str]) -> Prompts:
+        """The prompts, with the current learnable state, for another list of class names."""
+
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, torch.Tensor]:
         """Detached copies of every learnable tensor (what ``restore`` puts back bit-for-bit)."""

@@ -21,6 +21,14 @@ POSITIONS = ('end', 'middle', 'front')
 
 
 @dataclass
+class ClassTokens:
+    """Frozen token data of one label space: ids ``[C, L]``, context positions ``[C, n]``, embeddings ``[C, L, D]``."""
+    token_ids: torch.Tensor
+    positions: torch.Tensor
+    embeddings: torch.Tensor
+
+
+@dataclass
 class ClassPromptLayout:
     texts: list[str]
     token_ids: torch.Tensor    # [C, L]

@@ -8,7 +8,7 @@ from promptsync.models.backbones.prompted_forward import replace_positions
 from promptsync.registry import PROMPT_LEARNERS
 
 from .base import PromptLearner, Prompts, TextPrompts
-from .class_prompts import build_layout, context_words
+from .class_prompts import ClassTokens, build_layout, context_words
 
 
 @PROMPT_LEARNERS.register_module()
@@ -50,18 +50,22 @@ class CoOp(PromptLearner):
         for name in ('token_ids', 'positions'):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer('token_embeddings', torch.zeros(0), persistent=False)
+        self._other_tokens: dict[tuple, ClassTokens] = {}
         if classnames is not None:
             self.set_classnames(classnames)
 
-    def set_classnames(self, classnames: list[str]) -> None:
+    def _class_tokens(self, classnames: list[str]) -> ClassTokens:
         bb = self.backbone
         layout = build_layout(bb.tokenizer, classnames, self.prefix, self.n_ctx, self.class_token_position,
                               bb.context_length)
         device = bb.device
         with torch.no_grad():
-            self.token_embeddings = bb.embed_tokens(layout.token_ids.to(device)).detach()
-        self.token_ids = layout.token_ids.to(device)
-        self.positions = layout.positions.to(device)
+            embeddings = bb.embed_tokens(layout.token_ids.to(device)).detach()
+        return ClassTokens(layout.token_ids.to(device), layout.positions.to(device), embeddings)
+
+    def set_classnames(self, classnames: list[str]) -> None:
+        tokens = self._class_tokens(classnames)
+        self.token_ids, self.positions, self.token_embeddings = tokens.token_ids, tokens.positions, tokens.embeddings
         if self.class_specific:
             if self.ctx is not None and self.ctx.shape[0] != len(classnames):
                 raise ValueError(f'class-specific context was built for {self.ctx.shape[0]} classes; '
@@ -70,15 +74,26 @@ class CoOp(PromptLearner):
                 vecs = self._ctx_init_vectors.unsqueeze(0).repeat(len(classnames), 1, 1)
                 if self.ctx_init is None:
                     vecs.normal_(std=self.init_std)
-                self.ctx = nn.Parameter(vecs.to(device))
+                self.ctx = nn.Parameter(vecs.to(tokens.embeddings.device))
         self.classnames = list(classnames)
+        self._other_tokens = {}
 
-    def text_embeddings(self) -> torch.Tensor:
-        """Frozen class-prompt embeddings with the learnable context scattered in, ``[C, L, D]``."""
-        if not self.classnames:
-            raise RuntimeError(f'{type(self).__name__}.set_classnames() was never called')
-        return replace_positions(self.token_embeddings, self.ctx, self.positions)
+    def prompts_for(self, classnames: list[str]) -> Prompts:
+        """Prompts for another label space with the same learnable context (e.g. a proxy dataset's classes)."""
+        if list(classnames) == self.classnames:
+            return self()
+        if self.class_specific:
+            raise ValueError('class-specific contexts exist only for the classes they were built for')
+        key = tuple(classnames)
+        if key not in self._other_tokens:
+            self._other_tokens = {key: self._class_tokens(list(classnames))}  # keep one extra label space
+        return self._build_prompts(self._other_tokens[key])
+
+    def _build_prompts(self, tokens: ClassTokens) -> Prompts:
+        embeddings = replace_positions(tokens.embeddings, self.ctx, tokens.positions)
+        return Prompts(text=TextPrompts(token_ids=tokens.token_ids, embeddings=embeddings, positions=tokens.positions))
 
     def forward(self) -> Prompts:
-        return Prompts(text=TextPrompts(token_ids=self.token_ids, embeddings=self.text_embeddings(),
-                                        positions=self.positions))
+        if not self.classnames:
+            raise RuntimeError(f'{type(self).__name__}.set_classnames() was never called')
+        return self._build_prompts(ClassTokens(self.token_ids, self.positions, self.token_embeddings))

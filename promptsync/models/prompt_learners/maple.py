@@ -12,7 +12,8 @@ from torch import nn
 
 from promptsync.registry import PROMPT_LEARNERS
 
-from .base import Prompts, TextPrompts, VisionPrompts
+from .base import Prompts, VisionPrompts
+from .class_prompts import ClassTokens
 from .coop import CoOp
 
 
@@ -51,10 +52,9 @@ class MaPLe(CoOp):
     def has_vision_prompts(self) -> bool:
         return True
 
-    def forward(self) -> Prompts:
-        deep_text = {j + 1: p for j, p in enumerate(self.compound_prompts_text)}
+    def _build_prompts(self, tokens: ClassTokens) -> Prompts:
+        text = super()._build_prompts(tokens).text
+        text.deep = {j + 1: p for j, p in enumerate(self.compound_prompts_text)}
         deep_vision = {j + 1: layer(p) for j, (p, layer) in
                        enumerate(zip(self.compound_prompts_text, self.compound_prompt_projections))}
-        text = TextPrompts(token_ids=self.token_ids, embeddings=self.text_embeddings(),
-                           positions=self.positions, deep=deep_text)
         return Prompts(text=text, vision=VisionPrompts(shallow=self.proj(self.ctx), deep=deep_vision))

@@ -32,5 +32,9 @@ class TemplatePrompts(PromptLearner):
         texts = [t.format(clean_classname(c)) for c in classnames for t in self.templates]
         self.token_ids = self.backbone.tokenize(texts)
 
+    def prompts_for(self, classnames: list[str]) -> Prompts:
+        texts = [t.format(clean_classname(c)) for c in classnames for t in self.templates]
+        return Prompts(text=TextPrompts(token_ids=self.backbone.tokenize(texts), n_templates=len(self.templates)))
+
     def forward(self) -> Prompts:
         return Prompts(text=TextPrompts(token_ids=self.token_ids, n_templates=len(self.templates)))

@@ -17,10 +17,13 @@ class TTAMethod(metaclass=ABCMeta):
     samples one after another or, later, all at once with per-sample prompt copies.
     """
 
-    def __init__(self, model, hooks: HookList | None = None, seed: int = 0):
+    def __init__(self, model, hooks: HookList | None = None, seed: int = 0, label_space=None,
+                 prototype_file: str | None = None):
         self.model = model
         self.hooks = hooks if hooks is not None else HookList()
         self.seed = seed
+        self.label_space = label_space          # the test classes (names, ids)
+        self.prototype_file = prototype_file    # the run's offline prototypes, if any
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,6 @@
+"""Offline prototypes: streaming per-class token statistics of a proxy source set, and their label mapping."""
+from .accumulator import ClassStatsAccumulator, combine_classes
+from .bank import PrototypeBank
+from .label_mapping import TargetPrototypes, map_prototypes
+
+__all__ = ['ClassStatsAccumulator', 'combine_classes', 'PrototypeBank', 'TargetPrototypes', 'map_prototypes']

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Convert a MaPLe / PromptAlign / CoOp prompt-learner checkpoint to promptsync's safetensors format.
+
+    python tools/convert_checkpoint.py SRC DST.safetensors [--config CONFIG] [--cfg-options ...]
+
+SRC: a Dassl checkpoint as released by MaPLe/PromptAlign (e.g. .../MultiModalPromptLearner/model.pth.tar-2), a
+plain state dict, or a safetensors file. Only ``prompt_learner.*`` tensors are kept (fp32); frozen CLIP weights and
+the class-dependent token_prefix/token_suffix buffers are dropped and counted. With --config, the result is also
+loaded into that config's prompt learner to check every key and shape (needs the config's backbone weights, or
+override them, e.g. --cfg-options model.backbone.pretrained=None for a shape-only check).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from promptsync.models.prompt_learners.checkpoint import (  # noqa: E402
+    file_sha256, read_prompt_checkpoint, save_prompt_checkpoint)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('src')
+    p.add_argument('dst')
+    p.add_argument('--config', help='check the converted tensors against this config\'s prompt learner')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    args = p.parse_args(argv)
+    state, meta = read_prompt_checkpoint(args.src)
+    shapes = {k: list(v.shape) for k, v in state.items()}
+    info = dict(source=str(Path(args.src).resolve()), source_sha256=file_sha256(args.src),
+                dropped=meta.get('dropped', '{}'), shapes=json.dumps(shapes))
+    if args.config:
+        import torch
+
+        from promptsync.models import build_model
+        from promptsync.utils.config import load_config
+        cfg = load_config(args.config, args.cfg_options)
+        model_cfg = dict(cfg.model)
+        model_cfg.pop('prompt_checkpoint', None)
+        model = build_model(model_cfg, ['placeholder class'], torch.device('cpu'))
+        tmp = save_prompt_checkpoint(state, Path(args.dst).with_suffix('.check.safetensors'))
+        try:
+            from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint
+            load_prompt_checkpoint(model.prompt_learner, tmp)
+        finally:
+            tmp.unlink()
+        info['checked_against'] = f'{type(model.prompt_learner).__name__} of {args.config}'
+    out = save_prompt_checkpoint(state, args.dst, info)
+    print(f'wrote {out}: ' + ', '.join(f'{k} {tuple(v)}' for k, v in shapes.items()))
+    print(f'dropped: {info["dropped"]}')
+    return dict(info, dst=str(out))
+
+
+if __name__ == '__main__':
+    main()
