@@ -1,0 +1,3 @@
+# MaPLe + TPT, CLIP ViT-B/16, ImageNet-trained MaPLe prompts, on ImageNet-A.
+_base_ = ['../_base_/default_runtime.py', '../_base_/models/maple_vit_b16_imagenet.py',
+          '../_base_/datasets/imagenet_a.py', '../_base_/tta/maple_tpt.py']
