@@ -258,7 +258,7 @@ def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
     (run_dir / MARKER).unlink(missing_ok=True)
     tick = time.time()
     try:
-        result = run_test(cfg, resume=resume)
+        result = run_test(cfg, resume=resume, print_table=False)
     except Exception as err:  # noqa: BLE001 - a failing run is recorded, the grid goes on
         rec.update(status='failed', error=f'{type(err).__name__}: {err}', wall_s=round(time.time() - tick, 3))
         (run_dir / 'error.txt').write_text(traceback.format_exc())

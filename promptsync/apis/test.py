@@ -57,8 +57,11 @@ def _versions() -> dict[str, str]:
                 open_clip=open_clip.__version__)
 
 
-def run_test(cfg: Config, resume: bool = True) -> dict[str, Any]:
-    """Run the evaluation described by ``cfg``; returns the dict written to ``metrics.json``."""
+def run_test(cfg: Config, resume: bool = True, print_table: bool = True) -> dict[str, Any]:
+    """Run the evaluation described by ``cfg``; returns the dict written to ``metrics.json``.
+
+    ``print_table=False`` keeps stdout for the caller (e.g. an ablation grid prints one table of all runs).
+    """
     work_dir = Path(cfg.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(cfg.get('log_level', 'INFO'), str(work_dir / 'log.txt'))
@@ -97,8 +100,8 @@ def run_test(cfg: Config, resume: bool = True) -> dict[str, Any]:
                        fingerprint(cfg), batch_size=int(data_cfg.get('batch_size', 1)),
                        num_workers=int(data_cfg.get('num_workers', 0)), resume=resume, run_info=info)
     result = runner.run()
-    table = results_table(info, result)
-    print(table)
+    if print_table:
+        print(results_table(info, result))
     (work_dir / 'results.md').write_text(results_table(info, result, fmt='github') + '\n')
     logger.info('results in %s', work_dir)
     return dict(info, **result)

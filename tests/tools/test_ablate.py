@@ -183,7 +183,7 @@ def test_failing_cell_is_recorded_and_the_grid_goes_on(tool, tmp_path, small, ca
 def test_interrupt_keeps_finished_runs(tmp_path, small, monkeypatch):
     calls = []
 
-    def fake_run_test(cfg, resume=True):
+    def fake_run_test(cfg, resume=True, print_table=True):
         calls.append(cfg.tta.steps)
         if len(calls) == 2:
             raise KeyboardInterrupt
@@ -201,7 +201,7 @@ def test_interrupt_keeps_finished_runs(tmp_path, small, monkeypatch):
 def test_reuse_needs_the_same_fingerprint_and_sample_selection(tmp_path, small, monkeypatch):
     calls = []
 
-    def fake_run_test(cfg, resume=True):  # writes what the runner writes
+    def fake_run_test(cfg, resume=True, print_table=True):  # writes what the runner writes
         calls.append(cfg.work_dir)
         result = dict(metrics=dict(top1=float(len(calls))), timing=dict(tta_ms_per_sample=1.0), num_samples=12)
         Path(cfg.work_dir, 'run.json').write_text(json.dumps(dict(fingerprint=fingerprint(cfg))))
