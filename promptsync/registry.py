@@ -18,7 +18,7 @@ from mmengine.registry import Registry, build_from_cfg
 __all__ = [
     'BACKBONES', 'PROMPT_LEARNERS', 'TTA_METHODS', 'TTA_HOOKS', 'LOSSES',
     'TRAINERS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'VIEW_SELECTORS',
-    'OPTIMIZERS', 'RESET_POLICIES', 'ALL_REGISTRIES', 'close_matches',
+    'OPTIMIZERS', 'RESET_POLICIES', 'ALL_REGISTRIES', 'close_matches', 'registries_of',
 ]
 
 
@@ -77,6 +77,16 @@ TRAINERS = _registry('trainer', 'promptsync.engine')
 DATASETS = _registry('dataset', 'promptsync.datasets')
 TRANSFORMS = _registry('transform', 'promptsync.tta.views')
 METRICS = _registry('metric', 'promptsync.evaluation')
+
+def registries_of(name: str) -> list[str]:
+    """Names of the registries in which ``name`` is registered (after importing their locations)."""
+    out = []
+    for reg_name, reg in ALL_REGISTRIES.items():
+        reg.import_from_location()
+        if reg.get(name) is not None:
+            out.append(reg_name)
+    return out
+
 
 ALL_REGISTRIES = dict(
     BACKBONES=BACKBONES, PROMPT_LEARNERS=PROMPT_LEARNERS, TTA_METHODS=TTA_METHODS,

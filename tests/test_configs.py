@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from promptsync.registry import ALL_REGISTRIES
+from promptsync.registry import registries_of
 from promptsync.utils.config import fingerprint, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,11 +22,7 @@ def types_in(tree):
 
 
 def registered(name):
-    for reg in ALL_REGISTRIES.values():
-        reg.import_from_location()
-        if reg.get(name) is not None:
-            return True
-    return False
+    return bool(registries_of(name))
 
 
 @pytest.mark.parametrize('path', METHOD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / 'configs')))

@@ -1,6 +1,7 @@
 """Dataset contract: a list of ``Datum(path, label)`` and the class names of the label space."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -61,13 +62,17 @@ class ClassificationDataset:
         return LabelSpace(tuple(self.classnames), tuple(self.class_ids) if self.class_ids is not None else None)
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted for a stable order."""
-    return sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def list_images(folder: Path) -> list[str]:
+    """Image files under ``folder`` (recursive), sorted for a stable order (``os.walk``: fast on 1M files)."""
+    found = []
+    for dirpath, _, files in os.walk(folder):
+        found.extend(os.path.join(dirpath, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    return sorted(found)
 
 
 def missing_root_error(dataset: str, tried: Sequence[Path], layout: str, how_to_get: str) -> FileNotFoundError:
     tried_txt = '\n'.join(f'  - {p}' for p in tried)
     return FileNotFoundError(
         f'{dataset} not found. Looked for:\n{tried_txt}\nExpected layout:\n{layout}\nHow to get it: {how_to_get}\n'
-        "Set the data root with --cfg-options data.dataset.root=/path or the PROMPTSYNC_DATA environment variable.")
+        "Set the data root with the PROMPTSYNC_DATA environment variable, or with --cfg-options "
+        "data.dataset.root=/path (proxy_data.dataset.root=/path for a proxy source set).")

@@ -12,7 +12,7 @@ import pytest
 
 from promptsync.datasets import ImageNet, ImageNetA, ImageNetSketch, ImageNetV2
 from promptsync.datasets.fake import make_image, make_image_folder
-from promptsync.registry import ALL_REGISTRIES, DATASETS
+from promptsync.registry import DATASETS, registries_of
 from promptsync.utils.config import load_config
 from tests.datasets.test_datasets import A_MASK
 
@@ -233,11 +233,7 @@ def test_imagenet_rejects_foreign_folders_and_missing_root(tmp_path):
 # ---------------------------------------------------------------- configs
 
 def registered(name):
-    for reg in ALL_REGISTRIES.values():
-        reg.import_from_location()
-        if reg.get(name) is not None:
-            return True
-    return False
+    return bool(registries_of(name))
 
 
 @pytest.mark.parametrize('name,type_', [('imagenet_a', 'ImageNetA'), ('imagenet_v2', 'ImageNetV2'),
