@@ -2,6 +2,7 @@
 
 Generators receive the sample's own :class:`SampleRNG`, so the views of sample ``i`` depend only on
 ``(seed, i)``. Resolution, normalisation and interpolation default to the backbone's preprocessing.
+``TrainView`` (few-shot prompt training) is the exception to "view 0 = original": one random crop + flip.
 """
 from __future__ import annotations
 
@@ -90,3 +91,32 @@ class TPTViews(_ViewBase):
                 else:
                     views.append(self.to_tensor(crop))
         return torch.stack(views)
+
+
+@TRANSFORMS.register_module()
+class TrainView(_ViewBase):
+    """One training view (CoOp/MaPLe's ``random_resized_crop, random_flip, normalize``): ``[1, 3, H, W]``.
+
+    The randomness comes from the sample's own :class:`SampleRNG`; the trainer derives it from
+    ``(seed, epoch, index)``, so every epoch sees new crops and a run is reproducible.
+
+    Args:
+        crop_scale: RandomResizedCrop area range (Dassl's default (0.08, 1.0)).
+        crop_interpolation: ``None`` = ``interpolation`` (MaPLe: bicubic for both).
+        flip: random horizontal flip.
+    """
+
+    n_views = 1
+
+    def __init__(self, image_size, mean, std, interpolation: str = 'bicubic', resize_mode: str = 'shortest',
+                 crop_scale: Sequence[float] = (0.08, 1.0), flip: bool = True, crop_interpolation: str | None = None):
+        super().__init__(image_size, mean, std, interpolation, resize_mode)
+        ops = [T.RandomResizedCrop(self.size, scale=tuple(crop_scale),
+                                   interpolation=_interp(crop_interpolation or interpolation))]
+        if flip:
+            ops.append(T.RandomHorizontalFlip())
+        self.crop = T.Compose(ops)
+
+    def __call__(self, img: Image.Image, rng: SampleRNG) -> torch.Tensor:
+        with rng.torch_scope():
+            return self.to_tensor(self.crop(img)).unsqueeze(0)
