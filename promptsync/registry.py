@@ -60,9 +60,8 @@ def _build_with_suggestions(cfg: Any, registry: Registry, default_args: Any = No
         raise TypeError(f"building {registry.name} type '{name}' failed: {err}") from err
 
 
-def _registry(name: str, location: str) -> Registry:
-    return Registry(name, build_func=_build_with_suggestions, scope='promptsync',
-                    locations=[location])
+def _registry(name: str, *locations: str) -> Registry:
+    return Registry(name, build_func=_build_with_suggestions, scope='promptsync', locations=list(locations))
 
 
 BACKBONES = _registry('backbone', 'promptsync.models.backbones')
@@ -74,7 +73,7 @@ RESET_POLICIES = _registry('reset policy', 'promptsync.tta.reset')
 OPTIMIZERS = _registry('optimizer', 'promptsync.tta.optimizers')
 LOSSES = _registry('loss', 'promptsync.losses')
 TRAINERS = _registry('trainer', 'promptsync.engine')
-DATASETS = _registry('dataset', 'promptsync.datasets')
+DATASETS = _registry('dataset', 'promptsync.datasets', 'promptsync.benchmarks')
 TRANSFORMS = _registry('transform', 'promptsync.tta.views')
 METRICS = _registry('metric', 'promptsync.evaluation')
 

@@ -7,7 +7,10 @@ from promptsync.registry import registries_of
 from promptsync.utils.config import fingerprint, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-METHOD_CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+ALL_CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+#: what each kind of top-level config must define (evaluation methods, training, pretraining, suites)
+KINDS = {'tta': ('model', 'data', 'tta', 'metrics', 'seed'), 'trainer': ('model', 'train_data', 'trainer', 'seed'),
+         'train': ('model_name', 'data', 'train', 'output', 'seed'), 'suite': ('suite',)}
 
 
 def types_in(tree):
@@ -25,11 +28,16 @@ def registered(name):
     return bool(registries_of(name))
 
 
-@pytest.mark.parametrize('path', METHOD_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / 'configs')))
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=lambda p: str(p.relative_to(ROOT / 'configs')))
 def test_config_composes_and_names_registered_types(path):
     cfg = load_config(path)
-    for key in ('model', 'data', 'tta', 'metrics', 'seed'):
+    kinds = [k for k in KINDS if k in cfg]
+    assert len(kinds) == 1, f'{path} is not exactly one kind of config ({kinds})'
+    for key in KINDS[kinds[0]]:
         assert key in cfg, f'{path} misses {key}'
+    if 'suite' in cfg:  # every method config a suite names exists and composes
+        for entry in cfg.suite.methods.values():
+            assert 'tta' in load_config(ROOT / entry['config'])
     missing = [t for t in types_in(cfg.to_dict()) if not registered(t)]
     assert not missing, f'{path} names unregistered types {missing}'
 

@@ -16,20 +16,15 @@ import hashlib
 import itertools
 import json
 import re
-import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmengine.config import Config, DictAction
 
 from promptsync.apis.ablate_report import summarize_cell, write_outputs
-from promptsync.apis.test import run_test
-from promptsync.utils.config import fingerprint
-from promptsync.utils.logging import setup_logging
+from promptsync.apis.runs import MARKER, run_one, set_key  # noqa: F401 (MARKER: re-exported)
 
-MARKER = 'ablation_run.json'  # written into a run directory once its run completed
 SPEC_KEYS = ('grid', 'seeds', 'metric')
 RESERVED_KEYS = ('work_dir', 'ablation')
 
@@ -131,20 +126,6 @@ def check_key(tree: Mapping, key: str, allow_new: bool = False) -> None:
         raise AblationError(f"config key '{key}': '{here}' is the value {node!r}, it has no key '{part}'")
 
 
-def set_key(node: Any, key: str, value: Any) -> Any:
-    """Set dotted ``key`` to a copy of ``value`` (replacing the old value); returns the updated node."""
-    head, _, rest = key.partition('.')
-    if isinstance(node, (list, tuple)):
-        i = int(head)
-        new = copy.deepcopy(value) if not rest else set_key(node[i], rest, value)
-        if isinstance(node, tuple):
-            return node[:i] + (new,) + node[i + 1:]
-        node[i] = new
-        return node
-    node[head] = copy.deepcopy(value) if not rest else set_key(node[head], rest, value)
-    return node
-
-
 # ---------------------------------------------------------------------------------------------- the grid
 def resolve_spec(cfg: Config, grid: Mapping[str, Sequence] | None = None, seeds: Sequence[int] | None = None,
                  metric: str | None = None, allow_new_keys: bool = False) -> tuple[dict, list, str]:
@@ -221,57 +202,6 @@ def run_config(cfg: Config, overrides: Mapping[str, Any], seed: int | None, run_
         out._cfg_dict['seed'] = seed
     out._cfg_dict['work_dir'] = str(run_dir)
     return out
-
-
-def _selection(cfg: Config) -> dict:
-    data = cfg.get('data') or {}  # the fingerprint leaves out the sample selection
-    return json.loads(json.dumps(dict(max_samples=data.get('max_samples'), shard=data.get('shard'))))
-
-
-def completed_metrics(run_dir: Path, fp: str, selection: dict) -> dict | None:
-    """``metrics.json`` of ``run_dir`` if its last run completed with this fingerprint and selection."""
-    try:
-        marker = json.loads((run_dir / MARKER).read_text())
-        run = json.loads((run_dir / 'run.json').read_text())
-        metrics = json.loads((run_dir / 'metrics.json').read_text())
-    except (OSError, ValueError):
-        return None
-    same = marker.get('fingerprint') == fp == run.get('fingerprint') and marker.get('selection') == selection
-    return metrics if same and marker.get('status') == 'ok' else None
-
-
-def _record(result: Mapping) -> dict:
-    timing = result.get('timing') or {}
-    return dict(metrics=dict(result['metrics']), ms_per_img=timing.get('tta_ms_per_sample'),
-                num_samples=result.get('num_samples'), num_new=result.get('num_new'))
-
-
-# ---------------------------------------------------------------------------------------------- running
-def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
-    """Run (or reuse) one (cell, seed); never raises for a failing run, records the error instead."""
-    fp, sel = fingerprint(cfg), _selection(cfg)
-    rec = dict(fingerprint=fp, status='pending', error=None)
-    reused = completed_metrics(run_dir, fp, sel) if resume else None
-    if reused is not None:
-        return dict(rec, status='reused', wall_s=0.0, **_record(reused))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MARKER).unlink(missing_ok=True)
-    tick = time.time()
-    try:
-        result = run_test(cfg, resume=resume, print_table=False)
-    except Exception as err:  # noqa: BLE001 - a failing run is recorded, the grid goes on
-        rec.update(status='failed', error=f'{type(err).__name__}: {err}', wall_s=round(time.time() - tick, 3))
-        (run_dir / 'error.txt').write_text(traceback.format_exc())
-        print(f'FAILED {run_dir.name}: {rec["error"]} (traceback in {run_dir / "error.txt"})', file=sys.stderr)
-    else:
-        rec.update(status='ran', wall_s=round(time.time() - tick, 3), **_record(result))
-        (run_dir / 'error.txt').unlink(missing_ok=True)
-    finally:
-        setup_logging(cfg.get('log_level', 'INFO'))  # detach this run's log.txt
-    marker = dict(rec, status='ok' if rec['status'] == 'ran' else 'failed', selection=sel,
-                  finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
-    (run_dir / MARKER).write_text(json.dumps(marker, indent=2, default=repr) + '\n')
-    return rec
 
 
 def run_ablation(cfg: Config, grid: Mapping[str, Sequence] | None = None, seeds: Sequence[int] | None = None,

@@ -39,6 +39,17 @@ logger = get_logger('prototypes')
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
+def prototypes_fingerprint(source: Config | str | Path) -> str | None:
+    """The fingerprint a config would give its prototype file, or the one a file records (None if absent)."""
+    if isinstance(source, Config):
+        return _fingerprint(source, dict(source.get('prototypes') or {}))
+    path = Path(source)
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework='pt') as fh:
+        return (fh.metadata() or {}).get('fingerprint')
+
+
 def _fingerprint(cfg: Config, pcfg: dict) -> str:
     import hashlib
     keep = dict(model=cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model),

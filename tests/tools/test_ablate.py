@@ -9,6 +9,7 @@ import pytest
 from mmengine.config import Config
 
 import promptsync.apis.ablate as ablate
+import promptsync.apis.runs as runs
 from promptsync.evaluation import read_records
 from promptsync.utils.config import fingerprint, load_config
 
@@ -78,7 +79,7 @@ def test_two_by_two_grid_end_to_end_then_reuse_and_resume(tool, tmp_path, small,
 
     # a re-run reuses every run: run_test is not called and nothing is rewritten
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / 'cells').glob('*/metrics.json')}
-    monkeypatch.setattr(ablate, 'run_test', lambda *a, **k: pytest.fail('run_test called for a complete run'))
+    monkeypatch.setattr(runs, 'run_test', lambda *a, **k: pytest.fail('run_test called for a complete run'))
     assert run(tool, TPT, tmp_path, small, '--grid', 'tta.steps=0,2', 'tta.optimizer.lr=1e-3,5e-2') == 0
     again = load(tmp_path)
     assert [c['status'] for c in again['cells']] == ['reused'] * 4 and again['counts']['reused'] == 4
@@ -189,7 +190,7 @@ def test_interrupt_keeps_finished_runs(tmp_path, small, monkeypatch):
             raise KeyboardInterrupt
         return dict(metrics=dict(top1=50.0), timing=dict(tta_ms_per_sample=1.0), num_samples=12, num_new=12)
 
-    monkeypatch.setattr(ablate, 'run_test', fake_run_test)
+    monkeypatch.setattr(runs, 'run_test', fake_run_test)
     cfg = load_config(TPT, small)
     with pytest.raises(KeyboardInterrupt):
         ablate.run_ablation(cfg, {'tta.steps': [0, 1, 2]}, work_dir=tmp_path)
@@ -208,7 +209,7 @@ def test_reuse_needs_the_same_fingerprint_and_sample_selection(tmp_path, small, 
         Path(cfg.work_dir, 'metrics.json').write_text(json.dumps(result))
         return result
 
-    monkeypatch.setattr(ablate, 'run_test', fake_run_test)
+    monkeypatch.setattr(runs, 'run_test', fake_run_test)
     grid = {'tta.steps': [0, 1]}
     statuses = []
     for extra in ({}, {}, {'data.max_samples': 6}, {'data.max_samples': 6}, {'tta.optimizer.weight_decay': 0.0},

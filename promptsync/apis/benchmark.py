@@ -1,0 +1,184 @@
+"""Suites: every (method, dataset, seed) cell of a benchmark, one table (methods x datasets + averages).
+
+A suite config holds ``suite = dict(...)``::
+
+    suite = dict(
+        name='shapes',
+        methods=dict(zeroshot=dict(config='configs/shapes/zeroshot.py', seeds=[0]),   # per-method seeds
+                     tpt=dict(config='configs/shapes/tpt.py', cfg_options={...})),  # per-method overrides
+        datasets=dict(sketch={'data.dataset.domain': 'sketch'}, ...),                # column -> key overrides
+        averages=dict(avg=['sketch', 'cartoon', 'corrupted']),                       # extra columns
+        seeds=[0, 1, 2], metric='top1',
+        cfg_options={'data.max_samples': 200},                                       # applied to every cell
+        prepare=[dict(step='prototypes', method='promptsync')])                      # before the cells run
+
+Cells run through :func:`promptsync.apis.runs.run_one` in ``<work_dir>/cells/<method>/<dataset>/seed<s>``: a
+finished cell is reused, an interrupted one resumes, a failing one is recorded and the suite goes on.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmengine.config import Config
+from tabulate import tabulate
+
+from promptsync.apis.runs import run_one, set_key
+from promptsync.utils.config import load_config
+from promptsync.utils.logging import get_logger
+
+logger = get_logger('benchmark')
+
+
+class SuiteError(ValueError):
+    """A suite config that cannot run; the message says what to change."""
+
+
+def _methods(spec: Mapping, root: Path, only: Sequence[str] | None, default_seeds: list[int]) -> dict[str, dict]:
+    methods = {}
+    for name, entry in spec.items():
+        entry = dict(config=entry) if isinstance(entry, str) else dict(entry)
+        entry.setdefault('seeds', default_seeds)
+        path = Path(entry['config'])
+        entry['config'] = str(path if path.is_absolute() else root / path)
+        methods[name] = entry
+    if only:
+        unknown = [m for m in only if m not in methods]
+        if unknown:
+            raise SuiteError(f'unknown methods {unknown}; the suite has {list(methods)}')
+        methods = {m: methods[m] for m in only}
+    return methods
+
+
+def cell_config(method_cfg: str, options: Mapping[str, Any], overrides: Mapping[str, Any], seed: int,
+                run_dir: Path) -> Config:
+    cfg = load_config(method_cfg, options)
+    for key, value in overrides.items():  # dataset overrides replace whole values (e.g. a dataset dict)
+        set_key(cfg._cfg_dict, key, value)
+    cfg._cfg_dict['seed'] = seed
+    cfg._cfg_dict['work_dir'] = str(run_dir)
+    cfg._cfg_dict['run_name'] = f'{run_dir.parent.parent.name}/{run_dir.parent.name}/{run_dir.name}'
+    return cfg
+
+
+def _prepare(steps: Sequence[Mapping], methods: dict, suite_options: Mapping, datasets: Mapping) -> list[dict]:
+    """Offline steps a method needs (prototypes, initial prompts), skipped when their output exists."""
+    done = []
+    first_dataset = next(iter(datasets.values()))
+    for step in steps:
+        step = dict(step)
+        kind, method = step.pop('step'), step.pop('method')
+        entry = methods[method]
+        cfg = cell_config(entry['config'], dict(suite_options, **entry.get('cfg_options', {})), first_dataset, 0,
+                          Path('unused/x/y'))
+        if kind == 'prototypes':
+            from promptsync.apis.prototypes import compute_prototypes, prototypes_fingerprint
+            out = Path(cfg.prototypes.file)
+            if prototypes_fingerprint(out) != prototypes_fingerprint(cfg):
+                compute_prototypes(cfg, resume=False)
+        elif kind == 'prompts':
+            from promptsync.apis.train import train_prompts
+            out = Path(cfg.model.prompt_checkpoint)
+            if not out.exists():
+                train_cfg = load_config(step.pop('config'), suite_options)
+                produced = train_prompts(train_cfg)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(Path(produced).read_bytes())
+        else:
+            raise SuiteError(f"unknown prepare step '{kind}' (use 'prototypes' or 'prompts')")
+        done.append(dict(step=kind, method=method, output=str(out)))
+    return done
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return dict(mean=None, std=None, n=0, values=[])
+    return dict(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                n=len(values), values=values)
+
+
+def _text(entry: dict | None, digits: int = 2) -> str:
+    if not entry or entry['mean'] is None:
+        return '-'
+    text = f"{entry['mean']:.{digits}f}"
+    return text + (f" ± {entry['std']:.{digits}f}" if entry['n'] > 1 else '')
+
+
+def build_table(results: dict, datasets: Sequence[str], averages: Mapping[str, Sequence[str]], metric: str) -> dict:
+    """Per method: per-dataset and average summaries of ``metric`` over seeds (averages are per seed first)."""
+    table = {}
+    for method, cells in results.items():
+        row = {}
+        for ds in datasets:
+            row[ds] = _summary([r['metrics'][metric] for r in cells.get(ds, []) if r.get('metrics')])
+        for avg_name, cols in averages.items():
+            per_seed = []
+            seeds = {r['seed'] for ds in cols for r in cells.get(ds, []) if r.get('metrics')}
+            for seed in sorted(seeds):
+                vals = [r['metrics'][metric] for ds in cols for r in cells.get(ds, [])
+                        if r.get('metrics') and r['seed'] == seed]
+                if len(vals) == len(cols):
+                    per_seed.append(statistics.fmean(vals))
+            row[avg_name] = _summary(per_seed)
+        table[method] = row
+    return table
+
+
+def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None = None, resume: bool = True,
+              root: str | Path = '.') -> dict:
+    spec = dict(cfg.get('suite') or {})
+    if not spec.get('methods') or not spec.get('datasets'):
+        raise SuiteError('a suite config needs suite=dict(methods=dict(...), datasets=dict(...))')
+    work_dir = Path(work_dir)
+    metric = spec.get('metric', 'top1')
+    options = dict(spec.get('cfg_options') or {})
+    datasets = {k: dict(v) for k, v in spec['datasets'].items()}
+    averages = {k: list(v) for k, v in (spec.get('averages') or {}).items()}
+    bad = [c for cols in averages.values() for c in cols if c not in datasets]
+    if bad:
+        raise SuiteError(f'averages name unknown datasets {bad}; datasets: {list(datasets)}')
+    chosen = _methods(spec['methods'], Path(root), methods, list(spec.get('seeds', [0])))
+    started = time.time()
+    prepared = _prepare(spec.get('prepare') or [], chosen, options,
+                        datasets) if spec.get('prepare') else []
+    results: dict[str, dict[str, list]] = {}
+    for method, entry in chosen.items():
+        for ds, overrides in datasets.items():
+            for seed in entry['seeds']:
+                run_dir = work_dir / 'cells' / method / ds / f'seed{seed}'
+                cfg_cell = cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})), overrides,
+                                       seed, run_dir)
+                rec = run_one(cfg_cell, run_dir, resume)
+                rec.update(seed=seed, dir=str(run_dir))
+                results.setdefault(method, {}).setdefault(ds, []).append(rec)
+                logger.info('%s / %s / seed %d: %s %s', method, ds, seed, rec['status'],
+                            (rec.get('metrics') or {}).get(metric))
+    table = build_table(results, list(datasets), averages, metric)
+    out = dict(name=spec.get('name', 'suite'), metric=metric, datasets=list(datasets), averages=averages,
+               methods={m: dict(config=e['config'], seeds=e['seeds']) for m, e in chosen.items()},
+               prepared=prepared, table=table, cells=results, wall_s=round(time.time() - started, 1),
+               failed=[r['dir'] for c in results.values() for rs in c.values() for r in rs if r['status'] == 'failed'])
+    write_suite(out, work_dir)
+    return out
+
+
+def table_rows(out: dict) -> list[list[str]]:
+    cols = out['datasets'] + list(out['averages'])
+    return [[method] + [_text(row.get(c)) for c in cols] for method, row in out['table'].items()]
+
+
+def write_suite(out: dict, work_dir: Path) -> str:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    headers = ['method'] + out['datasets'] + list(out['averages'])
+    text = tabulate(table_rows(out), headers=headers, tablefmt='simple')
+    md = tabulate(table_rows(out), headers=headers, tablefmt='github')
+    seeds = {m: e['seeds'] for m, e in out['methods'].items()}
+    note = (f"{out['metric']} (%); mean ± sample std over seeds {seeds}; averages are taken per seed, then "
+            'summarised.')
+    (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n")
+    (work_dir / 'benchmark.json').write_text(json.dumps(copy.deepcopy(out), indent=2, default=str) + '\n')
+    return text

@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""Run a benchmark suite: every (method, dataset, seed) cell, then one table (methods x datasets + averages).
+
+    python tools/benchmark.py SUITE_CONFIG [--methods zeroshot,tpt,...] [--work-dir DIR] [--no-resume]
+                              [--cfg-options key=value ...]
+
+Finished cells are reused on a re-run and interrupted ones resume; a failing cell is recorded (traceback in its
+error.txt) and the suite goes on; the exit code is 1 when a cell failed. Outputs in the work dir (default
+work_dirs/benchmark/<suite name>): benchmark.md, benchmark.json and cells/<method>/<dataset>/seed<s>/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from promptsync.apis.benchmark import SuiteError, run_suite, write_suite  # noqa: E402
+from promptsync.utils.config import load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('suite')
+    p.add_argument('--methods', help='comma-separated subset of the suite\'s methods')
+    p.add_argument('--work-dir')
+    p.add_argument('--no-resume', action='store_true', help='recompute every cell')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='overrides of the suite config (e.g. suite.seeds=[0] suite.cfg_options.data.max_samples=50)')
+    args = p.parse_args(argv)
+    cfg = load_config(args.suite, args.cfg_options)
+    name = (cfg.get('suite') or {}).get('name', Path(args.suite).stem)
+    work_dir = Path(args.work_dir or Path('work_dirs') / 'benchmark' / name)
+    try:
+        out = run_suite(cfg, work_dir, args.methods.split(',') if args.methods else None,
+                        resume=not args.no_resume, root=ROOT)
+    except SuiteError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    print(write_suite(out, work_dir))
+    print(f"\n{out['metric']} (%), mean ± std over seeds; {out['wall_s']:.0f} s; tables in {work_dir}/benchmark.md")
+    if out['failed']:
+        print(f"{len(out['failed'])} cells failed: {out['failed']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
