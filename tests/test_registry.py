@@ -34,8 +34,7 @@ def test_members_register_without_importing_their_files():
 def test_every_registry_imports_its_location():
     for name, reg in ALL_REGISTRIES.items():
         reg.import_from_location()
-        if name != 'TRAINERS':  # trainers arrive with the few-shot training issue
-            assert len(reg.module_dict) > 0, name
+        assert len(reg.module_dict) > 0, name
 
 
 def test_unknown_type_lists_close_matches():
