@@ -72,6 +72,8 @@ def _prepare(steps: Sequence[Mapping], methods: dict, suite_options: Mapping, da
     for step in steps:
         step = dict(step)
         kind, method = step.pop('step'), step.pop('method')
+        if method not in methods:  # a step for a method this run leaves out
+            continue
         entry = methods[method]
         cfg = cell_config(entry['config'], dict(suite_options, **entry.get('cfg_options', {})), first_dataset, 0,
                           Path('unused/x/y'))
