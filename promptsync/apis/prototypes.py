@@ -8,6 +8,12 @@ Config keys: ``model`` (the method's backbone + prompt learner + ``prompt_checkp
 
 Statistics are accumulated per batch (no image kept in memory); every ``save_every`` batches the running
 state goes to ``<file>.partial.safetensors``, from which an interrupted run resumes.
+
+Unreadable images (corrupt, truncated, empty, not an image) are skipped: the first is named in a log warning,
+and the bank's metadata records ``images`` (those in the statistics), ``skipped_images`` and the first
+``skipped_paths``. Resume continues after the last saved position of the image list; images skipped before it
+are carried over in the partial file's metadata and not retried, so a resumed bank equals an uninterrupted one
+(fix the files and pass ``--no-resume`` to include them).
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from tqdm import tqdm
 
 from promptsync import __version__
 from promptsync.datasets import ViewDataset
+from promptsync.datasets.view_dataset import SKIPPED_LISTED, collate_views
 from promptsync.models import build_model
 from promptsync.prototypes import ClassStatsAccumulator, PrototypeBank
 from promptsync.prototypes.bank import TOKEN_STATS
@@ -126,7 +133,8 @@ def compute_prototypes(cfg: Config, resume: bool = True) -> Path:
     indices = select_indices(len(dataset), data_cfg.get('max_samples'), None, seed)
     fp = _fingerprint(cfg, pcfg)
     state = _State(dataset.num_classes if per_class else 1, layers, token_stats, device)
-    done = 0
+    done = 0                      # positions of ``indices`` consumed: images read + images skipped
+    skipped, skipped_paths = 0, []  # unreadable images (count, the first SKIPPED_LISTED paths)
     if partial.exists():
         with safe_open(str(partial), framework='pt') as fh:
             meta = dict(fh.metadata() or {})
@@ -134,29 +142,48 @@ def compute_prototypes(cfg: Config, resume: bool = True) -> Path:
         if resume and meta.get('fingerprint') == fp:
             state.load(tensors)
             done = int(meta['processed'])
-            logger.info('resuming prototypes from %s: %d of %d images done', partial, done, len(indices))
+            skipped, skipped_paths = int(meta.get('skipped', 0)), json.loads(meta.get('skipped_paths', '[]'))
+            logger.info('resuming prototypes from %s: %d of %d images done (%d of them unreadable, not retried)',
+                        partial, done, len(indices), skipped)
         elif resume:
             raise RuntimeError(f'{partial} belongs to another configuration; delete it or pass --no-resume')
-    loader = DataLoader(ViewDataset(dataset, views, seed, indices[done:]), batch_size=int(data_cfg.get('batch_size', 32)),
-                        shuffle=False, num_workers=int(data_cfg.get('num_workers', 0)))
+    loader = DataLoader(ViewDataset(dataset, views, seed, indices[done:], skip_unreadable=True),
+                        batch_size=int(data_cfg.get('batch_size', 32)), shuffle=False,
+                        num_workers=int(data_cfg.get('num_workers', 0)), collate_fn=collate_views)
     save_every = int(pcfg.get('save_every', 200))
     started = time.time()
     with torch.no_grad():
         prompts = model.prompts()
         bar = tqdm(total=len(indices), initial=done, desc='prototypes', unit='img')
         for step, batch in enumerate(loader, 1):
-            images = batch['views'][:, 0].to(device)
-            labels = batch['label'].to(device) if per_class else torch.zeros(len(images), dtype=torch.long, device=device)
-            with backbone.taps('vision', layers) as taps:
-                feats = model.image_features(images, prompts)
-            state.update(taps.tokens(), feats, labels)
-            done += len(images)
-            bar.update(len(images))
-            if step % save_every == 0:
-                save_file(state.tensors(), str(partial), metadata=dict(fingerprint=fp, processed=str(done)))
+            for rec in batch['skipped']:
+                if not skipped:
+                    logger.warning('skipping unreadable image %s (index %d): %s; the bank metadata counts every '
+                                   'skipped image', rec['path'], rec['index'], rec['error'])
+                skipped += 1
+                if len(skipped_paths) < SKIPPED_LISTED:
+                    skipped_paths.append(rec['path'])
+            n = len(batch['index'])
+            if n:
+                images = batch['views'][:, 0].to(device)
+                labels = batch['label'].to(device) if per_class else torch.zeros(n, dtype=torch.long, device=device)
+                with backbone.taps('vision', layers) as taps:
+                    feats = model.image_features(images, prompts)
+                state.update(taps.tokens(), feats, labels)
+            done += n + len(batch['skipped'])
+            bar.update(n + len(batch['skipped']))
+            if skipped:
+                bar.set_postfix(skipped=skipped)
+            if step % save_every == 0 and state.visual_sum is not None:
+                save_file(state.tensors(), str(partial), metadata=dict(
+                    fingerprint=fp, processed=str(done), skipped=str(skipped), skipped_paths=json.dumps(skipped_paths)))
         bar.close()
     if state.visual_sum is None:
+        if skipped:
+            raise RuntimeError(f'none of the {skipped} proxy images could be read (first: {skipped_paths[0]}); '
+                               'check proxy_data.dataset.root and the files')
         raise RuntimeError('no image was processed; is the proxy dataset empty?')
+    read = int(state.visual_count.sum())
     dtype = DTYPES[pcfg.get('dtype', 'float32')]
     space = dataset.label_space if per_class else type(dataset.label_space)(('all classes',), None)
     counts = state.visual_count.cpu()
@@ -174,7 +201,8 @@ def compute_prototypes(cfg: Config, resume: bool = True) -> Path:
         prompt_learner_cfg=json.dumps(dict(cfg.model.get('prompt_learner') or {}), default=str),
         prompt_checkpoint=ckpt.get('path', 'none (initial prompts)'), prompt_checkpoint_sha256=ckpt.get('sha256', ''),
         tap_point='input', dataset=getattr(dataset, 'name', type(dataset).__name__),
-        dataset_root=str(getattr(dataset, 'root', '')), images=str(done), per_class=str(per_class),
+        dataset_root=str(getattr(dataset, 'root', '')), images=str(read), skipped_images=str(skipped),
+        skipped_paths=json.dumps(skipped_paths), per_class=str(per_class),
         classes_without_images=str(missing), views=json.dumps(pcfg.get('views') or dict(type='OriginalView')),
         seed=str(seed), fingerprint=fp, promptsync=__version__, seconds=f'{time.time() - started:.1f}',
         created=time.strftime('%Y-%m-%dT%H:%M:%S'))
@@ -182,5 +210,9 @@ def compute_prototypes(cfg: Config, resume: bool = True) -> Path:
     if partial.exists():
         partial.unlink()
     logger.info('wrote %s (%d classes, layers %s, %s statistics, %d images)', out_path, bank.num_classes, layers,
-                token_stats, done)
+                token_stats, read)
+    if skipped:
+        logger.warning('%d of %d proxy images could not be read and were skipped (first: %s); the statistics are '
+                       'over the other %d (metadata: skipped_images, skipped_paths)', skipped, len(indices),
+                       skipped_paths[0], read)
     return out_path

@@ -110,6 +110,8 @@ def run_test(cfg: Config, resume: bool = True, print_table: bool = True) -> dict
 def results_table(info: dict, result: dict, fmt: str = 'simple') -> str:
     row = dict(run=info['run_name'], dataset=info['dataset'], method=info['method'],
                prompts=info['prompt_learner'], n=result['num_samples'])
+    if result.get('num_skipped'):  # unreadable images: not in n, not in the metrics
+        row['skipped'] = result['num_skipped']
     row.update({k: round(v, 2) for k, v in result['metrics'].items()})
     ms = result['timing']['tta_ms_per_sample']
     row['ms/img'] = round(ms, 1) if ms is not None else '-'

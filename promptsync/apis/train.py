@@ -8,6 +8,11 @@ Config keys: ``model`` (backbone, prompt_learner, optional ``prompt_checkpoint``
 Work dir: ``config.py``, ``log.txt``, ``train_log.jsonl`` (one line per epoch), ``fewshot_indices.json``,
 ``resume_state.safetensors`` (after every epoch) and the result ``prompt_learner.safetensors`` (the native prompt
 checkpoint, loadable with ``model.prompt_checkpoint=<work_dir>/prompt_learner.safetensors``).
+
+Unreadable images are skipped (see :class:`~promptsync.engine.PromptTrainer`): every ``train_log.jsonl`` line counts
+them (``skipped``, ``val_skipped``, the first ``skipped_paths``) and the checkpoint's metadata records how many
+distinct files could not be read over the whole run (``skipped_train_images``, ``skipped_val_images``) and the
+first of them (``skipped_paths``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any
 from mmengine.config import Config
 
 from promptsync import __version__
+from promptsync.datasets.view_dataset import SKIPPED_LISTED
 from promptsync.engine.fewshot import sample_few_shot
 from promptsync.engine.state import load_state, save_state
 from promptsync.models import build_model
@@ -139,6 +145,12 @@ def fit_prompts(cfg: Config, resume: bool = True) -> TrainResult:
         save_state(work_dir / STATE, tensors, dict(document, fingerprint=fingerprint))
 
     summary = trainer.fit(dataset, subset.indices, val_set, val_indices, callbacks=[save_epoch])
+    unreadable = summary['unreadable']
+    unreadable_paths = sorted(unreadable['train']) + sorted(unreadable['val'])
+    if unreadable_paths:
+        logger.warning('%d training and %d validation images could not be read and were skipped (first: %s); '
+                       'counted per epoch in %s', len(unreadable['train']), len(unreadable['val']),
+                       unreadable_paths[0], log_path)
     init = model.prompt_checkpoint or {}
     backbone = model.backbone
     meta = dict(
@@ -151,7 +163,10 @@ def fit_prompts(cfg: Config, resume: bool = True) -> TrainResult:
         final_model=summary['final_model'], selected_epoch=summary['selected_epoch'],
         best_epoch=summary['best_epoch'], best_val_acc=summary['best_val_acc'],
         val_dataset=getattr(val_set, 'name', 'none') if val_set is not None else 'none',
-        val_images=len(val_indices or []), trainer_cfg=json.dumps(dict(cfg.trainer), default=str),
+        val_images=len(val_indices or []), skipped_train_images=len(unreadable['train']),
+        skipped_val_images=len(unreadable['val']),
+        skipped_paths=json.dumps(unreadable_paths[:SKIPPED_LISTED]),
+        trainer_cfg=json.dumps(dict(cfg.trainer), default=str),
         init_checkpoint=init.get('path', 'none (initial prompts)'), init_checkpoint_sha256=init.get('sha256', ''),
         fingerprint=fingerprint, promptsync=__version__)
     path = save_prompt_checkpoint(model.prompt_learner.state_dict(), work_dir / CHECKPOINT, meta)

@@ -9,6 +9,11 @@ Determinism: the data order of epoch ``e`` is a permutation drawn from a ``torch
 ``(seed, 3, e)``; the crop/flip of dataset image ``i`` in epoch ``e`` comes from a stream derived from
 ``(seed, 2, e)`` and ``i``. Neither depends on the number of workers or on what ran before, so a run resumed
 at an epoch boundary continues exactly as an uninterrupted one.
+
+Unreadable images (corrupt, truncated, empty, not an image) are skipped in training and validation batches,
+never silently: every epoch's record counts them (``skipped``, ``val_skipped``, the first ``skipped_paths``) and a
+log warning names the first of the epoch; ``unreadable`` collects every such file (saved with the resume state).
+They are attempted again each epoch, so the data order never depends on them.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from promptsync.datasets import ViewDataset
+from promptsync.datasets.view_dataset import SKIPPED_LISTED, collate_views
 from promptsync.registry import OPTIMIZERS, TRAINERS, TRANSFORMS
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import derive_seed
@@ -90,6 +96,9 @@ class PromptTrainer:
         self.best_val_acc: float | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.selected_epoch: int | None = None
+        #: unreadable files met so far, per split: path -> error
+        self.unreadable: dict[str, dict[str, str]] = {'train': {}, 'val': {}}
+        self.last_val_skipped: list[dict] = []           # unreadable images of the last evaluate()
 
     # ------------------------------------------------------------------ one step / one epoch
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
@@ -112,12 +121,17 @@ class PromptTrainer:
 
     def train_epoch(self, dataset, indices: Sequence[int], epoch: int) -> dict[str, float]:
         order = self.epoch_order(indices, epoch)
-        views = ViewDataset(dataset, self.train_view, derive_seed(self.seed, VIEW_STREAM, epoch), order)
+        views = ViewDataset(dataset, self.train_view, derive_seed(self.seed, VIEW_STREAM, epoch), order,
+                            skip_unreadable=True)
         loader = DataLoader(views, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                             drop_last=self.drop_last and len(order) >= self.batch_size,
-                            pin_memory=self.device.type == 'cuda')
+                            pin_memory=self.device.type == 'cuda', collate_fn=collate_views)
         loss_sum, correct, seen = 0.0, 0, 0
+        skipped: list[dict] = []
         for it, batch in enumerate(loader, 1):
+            skipped += self._note_unreadable('train', batch['skipped'])
+            if not len(batch['index']):
+                continue
             images = batch['views'][:, 0].to(self.device, non_blocking=True)
             labels = batch['label'].to(self.device)
             loss, right = self.train_step(images, labels)
@@ -126,23 +140,44 @@ class PromptTrainer:
                 logger.info('epoch [%d/%d] iter [%d/%d] loss %.4f acc %.2f lr %.3e', epoch + 1, self.epochs, it,
                             len(loader), loss_sum / seen, 100.0 * correct / seen, self.optimizer.param_groups[0]['lr'])
         if not seen:
+            if skipped:
+                raise RuntimeError(f'none of the {len(skipped)} training images of epoch {epoch + 1} could be read '
+                                   f"(first: {skipped[0]['path']}: {skipped[0]['error']}); check the files")
             raise RuntimeError('the training set is empty')
-        return dict(loss=loss_sum / seen, train_acc=100.0 * correct / seen, images=seen)
+        return dict(loss=loss_sum / seen, train_acc=100.0 * correct / seen, images=seen, skipped=skipped)
 
     @torch.no_grad()
     def evaluate(self, dataset, indices: Sequence[int]) -> float:
-        """Top-1 accuracy (%) of the current prompts on the original views of ``indices``."""
+        """Top-1 accuracy (%) of the current prompts on the original views of the readable images of ``indices``.
+
+        The unreadable ones are left in ``self.last_val_skipped`` (``dict(index, path, error)`` each).
+        """
         self.model.eval()
         prompts = self.model.prompts()
         text = self.model.text_features(prompts)
-        loader = DataLoader(ViewDataset(dataset, self.val_view, self.seed, indices), batch_size=self.val_batch_size,
-                            shuffle=False, num_workers=self.num_workers)
+        loader = DataLoader(ViewDataset(dataset, self.val_view, self.seed, indices, skip_unreadable=True),
+                            batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers,
+                            collate_fn=collate_views)
         correct = total = 0
+        self.last_val_skipped = []
         for batch in loader:
+            self.last_val_skipped += self._note_unreadable('val', batch['skipped'])
+            if not len(batch['index']):
+                continue
             logits = self.model.logits(self.model.image_features(batch['views'][:, 0].to(self.device), prompts), text)
             correct += int((logits.argmax(dim=1).cpu() == batch['label']).sum())
             total += len(batch['label'])
+        if not total and self.last_val_skipped:
+            first = self.last_val_skipped[0]
+            raise RuntimeError(f'none of the {len(self.last_val_skipped)} validation images could be read (first: '
+                               f"{first['path']}: {first['error']}); check val_data or set val_data=None")
         return 100.0 * correct / max(total, 1)
+
+    def _note_unreadable(self, split: str, records: list[dict]) -> list[dict]:
+        """Remember the unreadable files of a batch; returns ``records``."""
+        for rec in records:
+            self.unreadable[split].setdefault(rec['path'], rec['error'])
+        return list(records)
 
     # ------------------------------------------------------------------ the run
     def fit(self, train_set, train_indices: Sequence[int], val_set=None, val_indices: Sequence[int] | None = None,
@@ -158,13 +193,22 @@ class PromptTrainer:
             lr = self.optimizer.param_groups[0]['lr']
             stats = self.train_epoch(train_set, train_indices, epoch)
             val_acc = self.evaluate(val_set, val_indices) if val_set is not None else None
+            val_skipped = self.last_val_skipped if val_set is not None else []
             self.scheduler.step()
             self.epoch = epoch + 1
             if val_acc is not None and (self.best_val_acc is None or val_acc > self.best_val_acc):
                 self.best_epoch, self.best_val_acc, self.best_state = self.epoch, val_acc, self.learner.snapshot()
+            unreadable = stats['skipped'] + val_skipped
             record = dict(epoch=self.epoch, loss=stats['loss'], train_acc=stats['train_acc'], val_acc=val_acc, lr=lr,
-                          images=stats['images'], seconds=round(time.time() - started, 3))
+                          images=stats['images'], skipped=len(stats['skipped']),
+                          val_skipped=len(val_skipped) if val_set is not None else None,
+                          skipped_paths=[r['path'] for r in unreadable[:SKIPPED_LISTED]],
+                          seconds=round(time.time() - started, 3))
             self.history.append(record)
+            if unreadable:
+                logger.warning('epoch [%d/%d]: skipped %d unreadable training and %d validation images (first: %s: '
+                               '%s); the loss and accuracies are over the readable ones', self.epoch, self.epochs,
+                               len(stats['skipped']), len(val_skipped), unreadable[0]['path'], unreadable[0]['error'])
             logger.info('epoch [%d/%d] loss %.4f train acc %.2f val acc %s lr %.3e (%.1f s)', self.epoch, self.epochs,
                         record['loss'], record['train_acc'], 'n/a' if val_acc is None else f'{val_acc:.2f}', lr,
                         record['seconds'])
@@ -176,7 +220,8 @@ class PromptTrainer:
         else:
             self.selected_epoch = self.epoch
         return dict(epochs=self.epoch, final_model=self.final_model, selected_epoch=self.selected_epoch,
-                    best_epoch=self.best_epoch, best_val_acc=self.best_val_acc, history=list(self.history))
+                    best_epoch=self.best_epoch, best_val_acc=self.best_val_acc, history=list(self.history),
+                    unreadable={k: dict(v) for k, v in self.unreadable.items()})
 
     # ------------------------------------------------------------------ resume state (tensors + JSON, no pickle)
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -187,7 +232,7 @@ class PromptTrainer:
         tensors.update(opt_tensors)
         document = dict(epoch=self.epoch, epochs=self.epochs, optimizer=opt_rest, scheduler=self.scheduler.state_dict(),
                         scaler=self.scaler.state_dict(), history=self.history, best_epoch=self.best_epoch,
-                        best_val_acc=self.best_val_acc)
+                        best_val_acc=self.best_val_acc, unreadable=self.unreadable)
         return tensors, document
 
     def load_state_dict(self, tensors: Mapping[str, torch.Tensor], document: Mapping[str, Any]) -> None:
@@ -201,3 +246,5 @@ class PromptTrainer:
             self.scaler.load_state_dict(dict(document['scaler']))
         self.epoch, self.history = int(document['epoch']), [dict(r) for r in document['history']]
         self.best_epoch, self.best_val_acc = document['best_epoch'], document['best_val_acc']
+        saved = document.get('unreadable') or {}
+        self.unreadable = {split: dict(saved.get(split) or {}) for split in ('train', 'val')}
