@@ -15,10 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from promptsync.apis import run_test  # noqa: E402
-from promptsync.utils.config import load_config  # noqa: E402
+from promptsync.utils.cli import config_from_args, config_parser  # noqa: E402
 
 
 def parse_shard(text: str) -> list[int]:
@@ -30,13 +28,8 @@ def parse_shard(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='method config file, e.g. configs/tpt/vit_b16_imagenet_r.py')
-    p.add_argument('--work-dir', help='output folder (default: work_dirs/<method folder>/<config name>)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help='override config keys, e.g. tta.optimizer.lr=1e-3 data.dataset.root=/data (applied last)')
-    p.add_argument('--seed', type=int, help='run seed (views and initialisation derive from it)')
-    p.add_argument('--device', help="'auto', 'cpu', 'cuda', 'cuda:1'")
+    p = config_parser(__doc__, 'method config file, e.g. configs/tpt/vit_b16_imagenet_r.py',
+                      'tta.optimizer.lr=1e-3 data.dataset.root=/data')
     p.add_argument('--max-samples', type=int, help='evaluate a seeded random subset of this many images')
     p.add_argument('--shard', type=parse_shard, help='evaluate every N-th image starting at I (I/N)')
     p.add_argument('--no-resume', action='store_true', help='discard predictions already in the work dir')
@@ -45,22 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    options = {}
-    if args.seed is not None:
-        options['seed'] = args.seed
-    if args.device is not None:
-        options['device'] = args.device
+    extra = {}
     if args.max_samples is not None:
-        options['data.max_samples'] = args.max_samples
+        extra['data.max_samples'] = args.max_samples
     if args.shard is not None:
-        options['data.shard'] = args.shard
-    options.update(args.cfg_options)
-    cfg = load_config(args.config, options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif not cfg.get('work_dir'):
-        cfg.work_dir = str(Path('work_dirs') / Path(args.config).parent.name / Path(args.config).stem)
-    return run_test(cfg, resume=not args.no_resume)
+        extra['data.shard'] = args.shard
+    return run_test(config_from_args(args, extra), resume=not args.no_resume)
 
 
 if __name__ == '__main__':

@@ -58,7 +58,8 @@ def completed_metrics(run_dir: Path, fp: str, selection: dict) -> dict | None:
 def _record(result: Mapping) -> dict:
     timing = result.get('timing') or {}
     return dict(metrics=dict(result['metrics']), ms_per_img=timing.get('tta_ms_per_sample'),
-                num_samples=result.get('num_samples'), num_new=result.get('num_new'))
+                num_samples=result.get('num_samples'), num_new=result.get('num_new'),
+                num_skipped=result.get('num_skipped', 0))
 
 
 def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
