@@ -7,7 +7,8 @@ Layout::
       <class folder 1>/...
 
 ``classnames`` may be a CoOp-style ``classnames.txt`` (lines ``"<folder> <class name>"``), a list of
-names in label order, or ``None`` (folder names, underscores as spaces).
+names in label order, or ``None`` (folder names, underscores as spaces). ``subsample`` and ``num_shots`` (with
+``fewshot_seed``, ``short_classes``, ``fewshot_cache``) cut it to base/new classes and K images per class.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from promptsync.registry import DATASETS
 
 from .base import ClassificationDataset, Datum, list_images, missing_root_error
 from .resources import read_classnames_file
+from .subsets import apply_subset_options
 
 
 @DATASETS.register_module()
@@ -25,7 +27,9 @@ class ImageFolder(ClassificationDataset):
 
     name = 'ImageFolder'
 
-    def __init__(self, root: str, classnames: str | Sequence[str] | None = None):
+    def __init__(self, root: str, classnames: str | Sequence[str] | None = None, subsample: str = 'all',
+                 num_shots: int | None = None, fewshot_seed: int = 1, short_classes: str = 'error',
+                 fewshot_cache: str | None = None):
         root_path = Path(root).expanduser()
         if not root_path.is_dir():
             raise missing_root_error(self.name, [root_path], '  ROOT/<class folder>/<image files>',
@@ -46,6 +50,7 @@ class ImageFolder(ClassificationDataset):
         self.root = root_path
         self.empty_classes = empty
         super().__init__(samples, names, class_ids=folders)
+        apply_subset_options(self, subsample, num_shots, fewshot_seed, short_classes, fewshot_cache)
 
     @staticmethod
     def _classnames(folders: list[str], classnames) -> list[str]:

@@ -4,6 +4,9 @@ Label ``k`` is ImageNet class ``k`` (folder ``<wnid>``, wnids in sorted order); 
 ImageNet names. Both splits must be in ``<wnid>/`` class folders: the official validation archive is flat
 and has to be sorted into class folders first (``valprep.sh``).
 
+``subsample='base'|'new'`` gives CoOp's base-to-novel halves (labels 0-499 / 500-999, re-indexed);
+``num_shots=K`` K images per class (from ``split='train'``).
+
 Accepted layouts (``root`` may be the data root, the ``imagenet`` folder or ``imagenet/images``)::
 
     DATA/imagenet/images/{train,val}/<wnid>/*.JPEG   (CoOp)
@@ -25,16 +28,18 @@ VALPREP = 'https://raw.githubusercontent.com/soumith/imagenetloader.torch/master
 class ImageNet(WnidSubsetDataset):
 
     name = 'ImageNet'
+    test_split = 'val'  # no few-shot sampling of the test set
     download = ('download ILSVRC2012 from https://image-net.org; extract ILSVRC2012_img_train.tar into train/ and '
                 'each class tar inside it into train/<wnid>/; extract ILSVRC2012_img_val.tar into val/ and sort it '
                 f'into val/<wnid>/ folders with valprep.sh ({VALPREP}), so that '
                 'DATA/imagenet/images/val/n01440764/... exists')
 
-    def __init__(self, root: str, split: str = 'val'):
+    def __init__(self, root: str, split: str = 'val', **options):
+        """``options``: ``subsample``, ``num_shots``, ``fewshot_seed``, ``short_classes``, ``fewshot_cache``."""
         if split not in ('train', 'val'):
             raise ValueError(f"ImageNet split must be 'train' or 'val', got {split!r}")
         self.split = split
-        super().__init__(root)
+        super().__init__(root, **options)
 
     def _candidates(self, root: Path) -> list[Path]:
         # not ``root`` itself: a split folder given as the root of the other split must not be taken for it

@@ -27,6 +27,12 @@ def imagenet_wnids_and_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @lru_cache(maxsize=None)
+def read_name_list(relpath: str) -> tuple[str, ...]:
+    """A shipped class list (e.g. ``oxford_pets/classnames.txt``): one class name per line, in label order."""
+    return tuple(line.strip() for line in data_file(relpath).read_text().splitlines() if line.strip())
+
+
+@lru_cache(maxsize=None)
 def read_indices(relpath: str) -> tuple[int, ...]:
     return tuple(int(x) for x in data_file(relpath).read_text().split())
 
@@ -45,7 +51,8 @@ def read_classnames_file(path: str | Path) -> dict[str, str]:
 
 
 def load_templates(spec: str | Sequence[str]) -> list[str]:
-    """Templates from a list of strings, a shipped name (``'single'``, ``'imagenet80'``) or a file path."""
+    """Templates from a list of strings, a shipped name (``'single'``, ``'imagenet80'``, a dataset key such as
+    ``'oxford_pets'`` for CoOp's template of that dataset) or a file path."""
     if isinstance(spec, str):
         path = Path(spec)
         if not path.is_file():

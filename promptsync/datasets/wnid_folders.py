@@ -13,6 +13,7 @@ from promptsync.utils.logging import get_logger
 
 from .base import ClassificationDataset, Datum, list_images, missing_root_error
 from .resources import imagenet_wnids_and_names, read_indices
+from .subsets import apply_subset_options
 
 logger = get_logger('datasets')
 
@@ -22,6 +23,9 @@ class WnidSubsetDataset(ClassificationDataset):
 
     Subclasses set ``subdirs`` (layouts under the data root), ``download`` (how to get the data) and
     ``indices_file`` (``None``: all 1000 ImageNet classes in ImageNet label order).
+
+    ``subsample`` ('all', 'base', 'new') and ``num_shots``/``fewshot_seed``/``short_classes``/``fewshot_cache``
+    cut the dataset to the base/new classes and to K images per class (:mod:`.subsets`).
     """
 
     indices_file: str | None = None
@@ -30,7 +34,8 @@ class WnidSubsetDataset(ClassificationDataset):
     folder_pattern: str = '<wnid>'
     folder_rule: str = 'class folders are named by their ImageNet wnid'
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, subsample: str = 'all', num_shots: int | None = None, fewshot_seed: int = 1,
+                 short_classes: str = 'error', fewshot_cache: str | None = None):
         wnids_all, names_all = imagenet_wnids_and_names()
         indices = read_indices(self.indices_file) if self.indices_file else range(len(wnids_all))
         wnids = [wnids_all[i] for i in indices]
@@ -52,6 +57,7 @@ class WnidSubsetDataset(ClassificationDataset):
         self.root = folder
         self.missing_classes = missing
         super().__init__(samples, [names_all[i] for i in indices], class_ids=wnids)
+        apply_subset_options(self, subsample, num_shots, fewshot_seed, short_classes, fewshot_cache)
 
     def _folder_names(self, indices: Sequence[int], wnids: Sequence[str]) -> list[str]:
         """The folder name of each label (default: its wnid)."""

@@ -53,14 +53,19 @@ def _rank(seed: int, key: str) -> str:
 
 
 def sample_few_shot(dataset: ClassificationDataset, num_shots: int | None, seed: int,
-                    short_classes: str = 'error') -> FewShotSubset:
-    """``num_shots`` images per class of ``dataset`` (``None`` = all images)."""
+                    short_classes: str = 'error', option_prefix: str = 'train_data.') -> FewShotSubset:
+    """``num_shots`` images per class of ``dataset`` (``None`` = all images).
+
+    ``option_prefix`` is where the options live in the config, for the error messages (``'train_data.'`` for
+    the trainer, ``'dataset.'`` for the datasets' own ``num_shots`` option).
+    """
+    p = option_prefix
     if short_classes not in SHORT_CLASS_POLICIES:
-        raise ValueError(f"train_data.short_classes='{short_classes}' is not one of {SHORT_CLASS_POLICIES}")
+        raise ValueError(f"{p}short_classes='{short_classes}' is not one of {SHORT_CLASS_POLICIES}")
     if num_shots is None:
         return FewShotSubset(list(range(len(dataset))), None, seed)
     if int(num_shots) < 1:
-        raise ValueError(f'train_data.num_shots must be >= 1 (or None for every image), got {num_shots}')
+        raise ValueError(f'{p}num_shots must be >= 1 (or None for every image), got {num_shots}')
     k = int(num_shots)
     by_class: dict[int, list[tuple[str, int]]] = {c: [] for c in range(dataset.num_classes)}
     for index in range(len(dataset)):
@@ -70,8 +75,8 @@ def sample_few_shot(dataset: ClassificationDataset, num_shots: int | None, seed:
         listed = ', '.join(f'{name!r} ({n})' for name, n in list(short.items())[:8])
         raise ValueError(
             f'{len(short)} of {dataset.num_classes} classes have fewer than num_shots={k} training images: {listed}'
-            f"{' ...' if len(short) > 8 else ''}. Lower train_data.num_shots, or set "
-            "train_data.short_classes='use_all' to train on every image of those classes.")
+            f"{' ...' if len(short) > 8 else ''}. Lower {p}num_shots, or set "
+            f"{p}short_classes='use_all' to train on every image of those classes.")
     if short:
         logger.warning('%d classes have fewer than %d images and contribute all of them: %s', len(short), k,
                        dict(list(short.items())[:8]))
