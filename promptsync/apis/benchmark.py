@@ -7,7 +7,10 @@ A suite config holds ``suite = dict(...)``::
         methods=dict(zeroshot=dict(config='configs/shapes/zeroshot.py', seeds=[0]),   # per-method seeds
                      tpt=dict(config='configs/shapes/tpt.py', cfg_options={...})),  # per-method overrides
         datasets=dict(sketch={'data.dataset.domain': 'sketch'}, ...),                # column -> key overrides
+        # or, with overrides for some methods only: pets=dict(overrides={...}, methods=dict(zeroshot={...}))
         averages=dict(avg=['sketch', 'cartoon', 'corrupted']),                       # extra columns
+        layout='plain',                       # or 'base_to_novel' (datasets '<name>/base', '<name>/new')
+        reference=dict(table='dg_vit_b16', show=['CLIP', 'TPT']),  # published rows (evaluation/data)
         seeds=[0, 1, 2], metric='top1',
         cfg_options={'data.max_samples': 200},                                       # applied to every cell
         prepare=[dict(step='prototypes', method='promptsync')])                      # before the cells run
@@ -28,6 +31,7 @@ from mmengine.config import Config
 from tabulate import tabulate
 
 from promptsync.apis.runs import run_one, set_key
+from promptsync.apis.suite_tables import LAYOUTS
 from promptsync.utils.config import load_config
 from promptsync.utils.logging import get_logger
 
@@ -54,6 +58,13 @@ def _methods(spec: Mapping, root: Path, only: Sequence[str] | None, default_seed
     return methods
 
 
+def dataset_overrides(entry: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The key overrides of one dataset column for one method (shared ones, then the method's own)."""
+    if 'overrides' not in entry:
+        return dict(entry)
+    return dict(entry['overrides'], **dict((entry.get('methods') or {}).get(method) or {}))
+
+
 def cell_config(method_cfg: str, options: Mapping[str, Any], overrides: Mapping[str, Any], seed: int,
                 run_dir: Path) -> Config:
     cfg = load_config(method_cfg, options)
@@ -68,14 +79,15 @@ def cell_config(method_cfg: str, options: Mapping[str, Any], overrides: Mapping[
 def _prepare(steps: Sequence[Mapping], methods: dict, suite_options: Mapping, datasets: Mapping) -> list[dict]:
     """Offline steps a method needs (prototypes, initial prompts), skipped when their output exists."""
     done = []
-    first_dataset = next(iter(datasets.values()))
+    first_dataset = next(iter(datasets.values()))  # prepared outputs do not depend on the test dataset
     for step in steps:
         step = dict(step)
         kind, method = step.pop('step'), step.pop('method')
         if method not in methods:  # a step for a method this run leaves out
             continue
         entry = methods[method]
-        cfg = cell_config(entry['config'], dict(suite_options, **entry.get('cfg_options', {})), first_dataset, 0,
+        cfg = cell_config(entry['config'], dict(suite_options, **entry.get('cfg_options', {})),
+                          dataset_overrides(first_dataset, method), 0,
                           Path('unused/x/y'))
         if kind == 'prototypes':
             from promptsync.apis.prototypes import compute_prototypes, prototypes_fingerprint
@@ -101,13 +113,6 @@ def _summary(values: list[float]) -> dict:
         return dict(mean=None, std=None, n=0, values=[])
     return dict(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
                 n=len(values), values=values)
-
-
-def _text(entry: dict | None, digits: int = 2) -> str:
-    if not entry or entry['mean'] is None:
-        return '-'
-    text = f"{entry['mean']:.{digits}f}"
-    return text + (f" ± {entry['std']:.{digits}f}" if entry['n'] > 1 else '')
 
 
 def build_table(results: dict, datasets: Sequence[str], averages: Mapping[str, Sequence[str]], metric: str) -> dict:
@@ -149,9 +154,10 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
                         datasets) if spec.get('prepare') else []
     results: dict[str, dict[str, list]] = {}
     for method, entry in chosen.items():
-        for ds, overrides in datasets.items():
+        for ds, ds_entry in datasets.items():
+            overrides = dataset_overrides(ds_entry, method)
             for seed in entry['seeds']:
-                run_dir = work_dir / 'cells' / method / ds / f'seed{seed}'
+                run_dir = work_dir / 'cells' / method / ds.replace('/', '_') / f'seed{seed}'
                 cfg_cell = cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})), overrides,
                                        seed, run_dir)
                 rec = run_one(cfg_cell, run_dir, resume)
@@ -160,7 +166,11 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
                 logger.info('%s / %s / seed %d: %s %s', method, ds, seed, rec['status'],
                             (rec.get('metrics') or {}).get(metric))
     table = build_table(results, list(datasets), averages, metric)
+    layout = spec.get('layout', 'plain')
+    if layout not in LAYOUTS:
+        raise SuiteError(f"suite.layout='{layout}' is not one of {sorted(LAYOUTS)}")
     out = dict(name=spec.get('name', 'suite'), metric=metric, datasets=list(datasets), averages=averages,
+               layout=layout, reference=dict(spec['reference']) if spec.get('reference') else None,
                methods={m: dict(config=e['config'], seeds=e['seeds']) for m, e in chosen.items()},
                prepared=prepared, table=table, cells=results, wall_s=round(time.time() - started, 1),
                failed=[r['dir'] for c in results.values() for rs in c.values() for r in rs if r['status'] == 'failed'])
@@ -168,19 +178,19 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
     return out
 
 
-def table_rows(out: dict) -> list[list[str]]:
-    cols = out['datasets'] + list(out['averages'])
-    return [[method] + [_text(row.get(c)) for c in cols] for method, row in out['table'].items()]
-
-
 def write_suite(out: dict, work_dir: Path) -> str:
+    """Write benchmark.md / benchmark.json; returns the table as text (in the suite's layout)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    headers = ['method'] + out['datasets'] + list(out['averages'])
-    text = tabulate(table_rows(out), headers=headers, tablefmt='simple')
-    md = tabulate(table_rows(out), headers=headers, tablefmt='github')
+    headers, rows = LAYOUTS[out.get('layout', 'plain')](out)
     seeds = {m: e['seeds'] for m, e in out['methods'].items()}
     note = (f"{out['metric']} (%); mean ± sample std over seeds {seeds}; averages are taken per seed, then "
-            'summarised.')
+            'summarised; rows marked (paper) are published numbers (promptsync/evaluation/data/'
+            'published_results.json, with sources).')
+    skipped = [f"{r['dir']}: {r['num_skipped']}" for c in out['cells'].values() for rs in c.values() for r in rs
+               if r.get('num_skipped')]
+    if skipped:
+        note += f" Unreadable images were skipped (see each cell's skipped.jsonl): {'; '.join(skipped)}."
+    md = tabulate(rows, headers=headers, tablefmt='github')
     (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n")
     (work_dir / 'benchmark.json').write_text(json.dumps(copy.deepcopy(out), indent=2, default=str) + '\n')
-    return text
+    return tabulate(rows, headers=headers, tablefmt='simple')

@@ -1,0 +1,6 @@
+# maple_tpt on a cross-dataset target, PromptAlign's fine-grained recipe: learning rate 5e-4 (its
+# finegrain_PAlign_*.yaml), random-resized-crop + flip views (no AugMix). Default target: Oxford Pets; the
+# cross-dataset suite sets each target.
+_base_ = ['../_base_/default_runtime.py', '../_base_/models/maple_vit_b16_imagenet.py',
+          '../_base_/datasets/oxford_pets.py', '../_base_/tta/maple_tpt.py']
+tta = dict(optimizer=dict(lr=5e-4))
