@@ -33,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--max-samples', type=int, help='evaluate a seeded random subset of this many images')
     p.add_argument('--shard', type=parse_shard, help='evaluate every N-th image starting at I (I/N)')
     p.add_argument('--no-resume', action='store_true', help='discard predictions already in the work dir')
+    p.add_argument('--skip-data-check', action='store_true', help='run even if the label-map check fails')
     return p.parse_args(argv)
 
 
@@ -43,7 +44,7 @@ def main(argv=None) -> dict:
         extra['data.max_samples'] = args.max_samples
     if args.shard is not None:
         extra['data.shard'] = args.shard
-    return run_test(config_from_args(args, extra), resume=not args.no_resume)
+    return run_test(config_from_args(args, extra), resume=not args.no_resume, check_data=not args.skip_data_check)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from promptsync import __version__
 from promptsync.datasets import ViewDataset
+from promptsync.datasets.doctor_labels import check_label_map
 from promptsync.models import build_model
 from promptsync.registry import DATASETS, METRICS, TRANSFORMS, TTA_METHODS
 from promptsync.tta.hooks import HookList
@@ -57,7 +58,7 @@ def _versions() -> dict[str, str]:
                 open_clip=open_clip.__version__)
 
 
-def run_test(cfg: Config, resume: bool = True, print_table: bool = True) -> dict[str, Any]:
+def run_test(cfg: Config, resume: bool = True, print_table: bool = True, check_data: bool = True) -> dict[str, Any]:
     """Run the evaluation described by ``cfg``; returns the dict written to ``metrics.json``.
 
     ``print_table=False`` keeps stdout for the caller (e.g. an ablation grid prints one table of all runs).
@@ -72,6 +73,7 @@ def run_test(cfg: Config, resume: bool = True, print_table: bool = True) -> dict
 
     data_cfg = dict(cfg.data)
     dataset = DATASETS.build(dict(data_cfg['dataset']))
+    check_label_map(dataset, enabled=check_data)  # refuses an inconsistent label map (LabelMapError)
     logger.info('dataset %s: %d images, %d classes', getattr(dataset, 'name', type(dataset).__name__),
                 len(dataset), dataset.num_classes)
     model = build_model(cfg.model, dataset.classnames, device)
