@@ -9,7 +9,8 @@ from __future__ import annotations
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -58,6 +59,48 @@ def _versions() -> dict[str, str]:
                 open_clip=open_clip.__version__)
 
 
+@dataclass
+class Evaluation:
+    """Everything an evaluation run is built from (see :func:`build_evaluation`)."""
+    dataset: Any
+    model: Any
+    views: Any
+    hooks: HookList
+    method: Any
+    metrics: list
+    indices: list[int]
+    device: torch.device
+    seed: int
+    method_name: str
+
+
+def build_evaluation(cfg: Config, check_data: bool = True, extra_hooks: Sequence = ()) -> Evaluation:
+    """Build dataset, model, views, hooks, TTA method and metrics from ``cfg`` (no files written, nothing run)."""
+    seed = int(cfg.get('seed', 0))
+    seed_everything(seed)
+    device = resolve_device(cfg.get('device', 'auto'))
+    data_cfg = dict(cfg.data)
+    dataset = DATASETS.build(dict(data_cfg['dataset']))
+    check_label_map(dataset, enabled=check_data)  # refuses an inconsistent label map (LabelMapError)
+    logger.info('dataset %s: %d images, %d classes', getattr(dataset, 'name', type(dataset).__name__),
+                len(dataset), dataset.num_classes)
+    model = build_model(cfg.model, dataset.classnames, device)
+    tta_cfg = dict(cfg.tta)
+    views_cfg = dict(tta_cfg.pop('views', None) or dict(type='OriginalView'))
+    pp = model.backbone.preprocess_cfg
+    views = TRANSFORMS.build(views_cfg, default_args=dict(image_size=pp['size'], mean=pp['mean'], std=pp['std'],
+                                                          interpolation=pp['interpolation']))
+    hooks = HookList(list(cfg.get('hooks', [])) + list(extra_hooks))
+    method = TTA_METHODS.build(tta_cfg, default_args=dict(
+        model=model, hooks=hooks, seed=seed, label_space=dataset.label_space,
+        prototype_file=(cfg.get('prototypes') or {}).get('file')))
+    metrics = [METRICS.build(dict(m)) for m in cfg.get('metrics', [dict(type='Accuracy', topk=(1, 5))])]
+    shard = data_cfg.get('shard')
+    indices = select_indices(len(dataset), data_cfg.get('max_samples'), tuple(shard) if shard else None, seed)
+    name = tta_cfg['type'] if isinstance(tta_cfg['type'], str) else tta_cfg['type'].__name__
+    return Evaluation(dataset, model, views, hooks, method, metrics, indices, device, seed, name)
+
+
 def run_test(cfg: Config, resume: bool = True, print_table: bool = True, check_data: bool = True) -> dict[str, Any]:
     """Run the evaluation described by ``cfg``; returns the dict written to ``metrics.json``.
 
@@ -67,39 +110,17 @@ def run_test(cfg: Config, resume: bool = True, print_table: bool = True, check_d
     work_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(cfg.get('log_level', 'INFO'), str(work_dir / 'log.txt'))
     cfg.dump(str(work_dir / 'config.py'))
-    seed = int(cfg.get('seed', 0))
-    seed_everything(seed)
-    device = resolve_device(cfg.get('device', 'auto'))
-
-    data_cfg = dict(cfg.data)
-    dataset = DATASETS.build(dict(data_cfg['dataset']))
-    check_label_map(dataset, enabled=check_data)  # refuses an inconsistent label map (LabelMapError)
-    logger.info('dataset %s: %d images, %d classes', getattr(dataset, 'name', type(dataset).__name__),
-                len(dataset), dataset.num_classes)
-    model = build_model(cfg.model, dataset.classnames, device)
-
-    tta_cfg = dict(cfg.tta)
-    views_cfg = dict(tta_cfg.pop('views', None) or dict(type='OriginalView'))
-    pp = model.backbone.preprocess_cfg
-    views = TRANSFORMS.build(views_cfg, default_args=dict(image_size=pp['size'], mean=pp['mean'], std=pp['std'],
-                                                          interpolation=pp['interpolation']))
-    hooks = HookList(cfg.get('hooks', []))
-    method = TTA_METHODS.build(tta_cfg, default_args=dict(
-        model=model, hooks=hooks, seed=seed, label_space=dataset.label_space,
-        prototype_file=(cfg.get('prototypes') or {}).get('file')))
-    metrics = [METRICS.build(dict(m)) for m in cfg.get('metrics', [dict(type='Accuracy', topk=(1, 5))])]
-
-    shard = data_cfg.get('shard')
-    indices = select_indices(len(dataset), data_cfg.get('max_samples'), tuple(shard) if shard else None, seed)
+    ev = build_evaluation(cfg, check_data)
+    dataset, model, method, seed, data_cfg = ev.dataset, ev.model, ev.method, ev.seed, dict(cfg.data)
     source = Path(cfg.filename or 'run')
     run_name = cfg.get('run_name') or f'{source.parent.name}/{source.stem}'
     info = dict(run_name=run_name, dataset=getattr(dataset, 'name', type(dataset).__name__),
-                method=tta_cfg['type'] if isinstance(tta_cfg['type'], str) else tta_cfg['type'].__name__,
+                method=ev.method_name,
                 prompt_learner=type(model.prompt_learner).__name__, backbone=model.backbone.model_name,
-                pretrained=str(model.backbone.pretrained), seed=seed, device=str(device), versions=_versions(),
+                pretrained=str(model.backbone.pretrained), seed=seed, device=str(ev.device), versions=_versions(),
                 command=' '.join(sys.argv))
-    runner = TTARunner(method, ViewDataset(dataset, views, seed, indices), metrics, hooks, work_dir, run_name,
-                       fingerprint(cfg), batch_size=int(data_cfg.get('batch_size', 1)),
+    runner = TTARunner(method, ViewDataset(dataset, ev.views, seed, ev.indices), ev.metrics, ev.hooks, work_dir,
+                       run_name, fingerprint(cfg), batch_size=int(data_cfg.get('batch_size', 1)),
                        num_workers=int(data_cfg.get('num_workers', 0)), resume=resume, run_info=info)
     result = runner.run()
     if print_table:
