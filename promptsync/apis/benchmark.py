@@ -190,7 +190,7 @@ def write_suite(out: dict, work_dir: Path) -> str:
                if r.get('num_skipped')]
     if skipped:
         note += f" Unreadable images were skipped (see each cell's skipped.jsonl): {'; '.join(skipped)}."
-    md = tabulate(rows, headers=headers, tablefmt='github')
+    md = tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)  # cells are formatted
     (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n")
     (work_dir / 'benchmark.json').write_text(json.dumps(copy.deepcopy(out), indent=2, default=str) + '\n')
-    return tabulate(rows, headers=headers, tablefmt='simple')
+    return tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)

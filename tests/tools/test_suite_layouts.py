@@ -1,6 +1,7 @@
 """Suites on miniature fake layouts with a tiny model: the cross-dataset and base-to-novel tables in the papers'
 layouts next to the published numbers; the published data file is internally consistent."""
 import json
+import re
 import textwrap
 
 import pytest
@@ -59,6 +60,8 @@ def test_cross_dataset_table_on_fake_layouts(tmp_path, fake_root, capsys):
     printed = capsys.readouterr().out
     assert 'PromptAlign (paper)' in printed and '90.76' in printed  # its published Pets number
     assert '94.01' not in printed  # its Caltech number: not a column of this suite
+    zs_row = next(line for line in printed.splitlines() if line.startswith('zeroshot')).split()[1:]
+    assert len(zs_row) == 4 and all(re.fullmatch(r'\d+\.\d\d', v) for v in zs_row), zs_row  # 0 prints as 0.00
     out = json.loads((tmp_path / 'out' / 'benchmark.json').read_text())
     for method in ('zeroshot', 'tpt'):
         row = out['table'][method]
