@@ -5,7 +5,8 @@
 
 --cfg-options apply to both configs (e.g. the dataset split or domain). Prints the sign agreement and cosine of
 the two updates, how often the predictions agree, both top-1 accuracies on these images, and for each loss term
-of CONFIG_B the share of prompt coordinates whose gradient sign equals the total gradient's.
+of CONFIG_B the share of prompt coordinates its gradient reaches and, of those, the share whose gradient sign
+equals the total gradient's. The samples are spread evenly over the dataset (which is sorted by class).
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def main(argv=None) -> dict:
                    headers=['samples', 'update sign agreement', 'update cosine', 'same prediction %', 'top1 A',
                             'top1 B']))
     print()
-    print(tabulate([[n, f"{t['sign_share']:.3f}", f"{t['grad_norm']:.3g}"] for n, t in out['terms_of_b'].items()],
-                   headers=['loss term of B', 'share of coordinates with the total sign', 'gradient norm']))
+    print(tabulate([[n, f"{t['touched']:.3f}", f"{t['sign_share']:.3f}", f"{t['grad_norm']:.3g}"]
+                    for n, t in out['terms_of_b'].items()],
+                   headers=['loss term of B', 'coordinates reached', 'of those, with the total sign',
+                            'gradient norm']))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + '\n')
     return out

@@ -3,7 +3,8 @@
 For the same test images, each config adapts from the same initial prompts; we record the update
 ``delta = prompts_after - prompts_before`` (all learnable tensors, flattened), the prediction, and for every loss
 term its gradient at the first step. Reported: sign agreement and cosine of the two configs' updates, how often
-their predictions agree, and per term the share of coordinates whose gradient sign equals the total's (one AdamW
+their predictions agree, and per term the share of prompt coordinates its gradient reaches and, among those, the
+share whose gradient sign equals the total's (one AdamW
 step from a fresh state moves every coordinate by about ``lr * sign(total gradient)``, so signs are what a loss
 weight can change).
 """
@@ -60,11 +61,18 @@ def _flat(learner) -> torch.Tensor:
     return torch.cat([p.detach().flatten().float().clone() for p in learner.parameters() if p.requires_grad])
 
 
+def spread(indices: list[int], samples: int) -> list[int]:
+    """``samples`` indices evenly spaced over ``indices`` (datasets are sorted by class: a prefix is one class)."""
+    if samples >= len(indices):
+        return list(indices)
+    return [indices[(i * len(indices)) // samples] for i in range(samples)]
+
+
 def _probe(cfg: Config, samples: int) -> list[dict]:
     probe = UpdateProbe()
     ev = build_evaluation(cfg, extra_hooks=[probe])
     probe.method = ev.method  # the hook reads the method's loss terms
-    data = ViewDataset(ev.dataset, ev.views, ev.seed, ev.indices[:samples])
+    data = ViewDataset(ev.dataset, ev.views, ev.seed, spread(ev.indices, samples))
     for i in range(len(data)):
         item = data[i]
         ev.method.process_sample(item['views'], item['label'], item['index'], item['path'])
@@ -82,9 +90,12 @@ def compare_updates(cfg_a: Config, cfg_b: Config, samples: int = 50) -> dict[str
         same_pred.append(ra['pred'] == rb['pred'])
     terms = {}
     for name in (b[0]['terms'] if b else {}):
-        share = [float((torch.sign(r['terms'][name]) == torch.sign(r['total'])).float().mean()) for r in b]
+        touched = [r['terms'][name] != 0 for r in b]  # a term may not reach every prompt tensor
+        share = [float((torch.sign(r['terms'][name][t]) == torch.sign(r['total'][t])).float().mean())
+                 if t.any() else 0.0 for r, t in zip(b, touched)]
         norm = [float(r['terms'][name].norm()) for r in b]
-        terms[name] = dict(sign_share=statistics.fmean(share), grad_norm=statistics.fmean(norm))
+        terms[name] = dict(sign_share=statistics.fmean(share), grad_norm=statistics.fmean(norm),
+                           touched=statistics.fmean(float(t.float().mean()) for t in touched))
     acc = {k: 100.0 * statistics.fmean([r['pred'] == r['label'] for r in rs]) for k, rs in (('a', a), ('b', b))}
     return dict(samples=len(a), update_sign_agreement=statistics.fmean(agree), update_cosine=statistics.fmean(cosine),
                 prediction_agreement=100.0 * statistics.fmean(same_pred), top1=acc, terms_of_b=terms)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from promptsync.apis.compare_updates import UpdateProbe, _probe
+from promptsync.apis.compare_updates import _probe, compare_updates, spread
 from promptsync.apis.prototypes import compute_prototypes
 
 from ..conftest import TINY
@@ -48,3 +48,20 @@ def test_identical_configs_agree_and_terms_add_up(tmp_path, fake_folder, proto, 
     assert out['update_sign_agreement'] == 1.0 and out['prediction_agreement'] == 100.0
     assert out['update_cosine'] == pytest.approx(1.0, abs=1e-6)
     assert 'ClassAwarePrototypeAlignmentLoss' in capsys.readouterr().out
+
+
+def test_samples_are_spread_over_the_class_sorted_dataset():
+    indices = list(range(100, 200))  # e.g. 10 classes x 10 images, sorted by class
+    assert spread(indices, 10) == list(range(100, 200, 10))  # one image of every class, not class 0 ten times
+    assert spread(indices, 3) == [100, 133, 166] and spread(indices, 500) == indices
+
+
+def test_a_lone_term_decides_every_sign_it_reaches(fake_folder, proto):
+    cfg = tiny_cfg(fake_folder, proto, ENT)
+    out = compare_updates(cfg, cfg, samples=2)
+    ent = out['terms_of_b']['MarginalEntropyLoss']
+    assert ent['sign_share'] == 1.0 and 0 < ent['touched'] <= 1 and ent['grad_norm'] > 0
+    # the prototype terms reach only part of the prompts (e.g. prototype_to_text discrimination never reaches the
+    # text-to-vision couplings); their share is counted over what they reach
+    both = compare_updates(cfg, tiny_cfg(fake_folder, proto, SYNC), samples=2)['terms_of_b']
+    assert all(0 <= t['sign_share'] <= 1 and 0 < t['touched'] <= 1 for t in both.values())
