@@ -35,3 +35,18 @@ def tiny_overrides(fake_folder):
             'model.backbone.precision': 'fp32', 'data.dataset.type': 'ImageFolder',
             'data.dataset.root': str(fake_folder), 'data.num_workers': 0, 'device': 'cpu',
             'hooks': [dict(type='ProgressBarHook', disable=True)]}
+
+
+def interrupt(monkeypatch, owner, name, when):
+    """Patch ``owner.name`` to raise KeyboardInterrupt on the call where ``when(call_number, *args)`` is true
+    (call numbers start at 1); returns a function that puts the original back."""
+    original = getattr(owner, name)
+    calls = {'n': 0}
+
+    def patched(self, *args):
+        calls['n'] += 1
+        if when(calls['n'], *args):
+            raise KeyboardInterrupt
+        return original(self, *args)
+    monkeypatch.setattr(owner, name, patched)
+    return lambda: monkeypatch.setattr(owner, name, original)

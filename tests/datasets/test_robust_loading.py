@@ -25,7 +25,7 @@ from promptsync.evaluation import read_records
 from promptsync.prototypes import PrototypeBank
 from promptsync.tta.hooks import ProgressBarHook
 
-from ..conftest import CLASSES, TINY
+from ..conftest import CLASSES, TINY, interrupt
 from ..tools.helpers import ROOT, load_tool, options
 
 ZS = str(ROOT / 'configs/zeroshot/vit_b16_imagenet_r.py')
@@ -238,22 +238,14 @@ def test_prototypes_skip_count_and_resume(tmp_path, broken, clean, monkeypatch):
     assert ref.metadata['skipped_images'] == '0' and json.loads(ref.metadata['skipped_paths']) == []
     # interrupted after two batches of 5 (indices 0-9, of which 2, 7 and 9 unreadable), then resumed
     cfg = proto_cfg(broken, tmp_path / 'r.safetensors', save_every=1)
-    original = proto_api._State.update
-    calls = {'n': 0}
-
-    def crash_on_third(self, *args):
-        calls['n'] += 1
-        if calls['n'] == 3:
-            raise KeyboardInterrupt
-        original(self, *args)
-    monkeypatch.setattr(proto_api._State, 'update', crash_on_third)
+    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
     partial = tmp_path / 'r.safetensors.partial.safetensors'
     with safe_open(str(partial), framework='pt') as fh:
         pmeta = fh.metadata()
     assert pmeta['processed'] == '10' and pmeta['skipped'] == '3'  # positions consumed, not images read
-    monkeypatch.setattr(proto_api._State, 'update', original)
+    restore()
     resumed = PrototypeBank.load(proto_api.compute_prototypes(cfg))
     assert_same_bank(resumed, full)
     assert resumed.metadata['images'] == '12' and resumed.metadata['skipped_images'] == '4'
@@ -299,16 +291,10 @@ def test_trainer_skips_counts_and_resumes(tmp_path, broken, clean, monkeypatch):
     assert on_broken == trainer.evaluate(ImageFolder(str(clean)), list(range(12)))
     assert on_broken == result.summary['best_val_acc']  # the kept (best-validation) prompts
     # interrupted in epoch 2 and resumed: the unreadable files of epoch 1 are kept with the resume state
-    original = PromptTrainer.train_epoch
-
-    def crash_in_epoch_2(self, dataset, indices, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, dataset, indices, epoch)
-    monkeypatch.setattr(PromptTrainer, 'train_epoch', crash_in_epoch_2)
+    restore = interrupt(monkeypatch, PromptTrainer, 'train_epoch', lambda n, dataset, indices, epoch: epoch == 1)
     with pytest.raises(KeyboardInterrupt):
         train_api.fit_prompts(train_cfg(broken, tmp_path / 'cut'))
-    monkeypatch.setattr(PromptTrainer, 'train_epoch', original)
+    restore()
     resumed = train_api.fit_prompts(train_cfg(broken, tmp_path / 'cut'))
     assert resumed.trainer.unreadable == result.trainer.unreadable
     cut_log = [json.loads(x) for x in (tmp_path / 'cut/train_log.jsonl').read_text().splitlines()]

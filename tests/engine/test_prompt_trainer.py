@@ -21,7 +21,7 @@ from promptsync.models import build_model
 from promptsync.registry import TRANSFORMS
 from promptsync.utils.seeding import SampleRNG, seed_everything
 
-from ..conftest import TINY
+from ..conftest import TINY, interrupt
 from ..tools.helpers import load_tool
 
 COLOURS = {'blue': (30, 40, 220), 'green': (30, 200, 40), 'red': (220, 30, 30)}
@@ -234,18 +234,12 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(colours, tmp_path
     sgd = dict(type='SGD', lr=0.5, momentum=0.9, weight_decay=5e-4)  # momentum: the optimizer state matters
     full = train_api.train_prompts(make_cfg(colours, tmp_path / 'full', epochs=4, optimizer=sgd))
     cfg = make_cfg(colours, tmp_path / 'cut', epochs=4, optimizer=sgd)
-    original = PromptTrainer.train_epoch
-
-    def crash_in_epoch_3(self, dataset, indices, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, dataset, indices, epoch)
-    monkeypatch.setattr(PromptTrainer, 'train_epoch', crash_in_epoch_3)
+    restore = interrupt(monkeypatch, PromptTrainer, 'train_epoch', lambda n, dataset, indices, epoch: epoch == 2)
     with pytest.raises(KeyboardInterrupt):
         train_api.train_prompts(cfg)
     assert not (tmp_path / 'cut/prompt_learner.safetensors').exists()
     assert len((tmp_path / 'cut/train_log.jsonl').read_text().splitlines()) == 2
-    monkeypatch.setattr(PromptTrainer, 'train_epoch', original)
+    restore()
     cfg_file = tmp_path / 'cfg.py'
     cfg_file.write_text(cfg.pretty_text)
     tool = load_tool('train')

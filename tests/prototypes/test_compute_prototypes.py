@@ -16,7 +16,7 @@ from promptsync.prototypes import PrototypeBank
 from promptsync.registry import TRANSFORMS
 from promptsync.utils.seeding import seed_everything
 
-from ..conftest import TINY
+from ..conftest import TINY, interrupt
 from ..tools.helpers import load_tool
 
 LAYERS = (0, 2)
@@ -109,20 +109,12 @@ def test_class_agnostic_and_pooled_banks(tmp_path, fake_folder, ckpt):
 def test_interrupted_run_resumes_to_the_same_bank(tmp_path, fake_folder, ckpt, monkeypatch):
     full = PrototypeBank.load(proto_api.compute_prototypes(make_cfg(fake_folder, tmp_path / 'full.safetensors', ckpt)))
     cfg = make_cfg(fake_folder, tmp_path / 'r.safetensors', ckpt, save_every=1)
-    original = proto_api._State.update
-    calls = {'n': 0}
-
-    def crash_on_third(self, *args):
-        calls['n'] += 1
-        if calls['n'] == 3:
-            raise KeyboardInterrupt
-        original(self, *args)
-    monkeypatch.setattr(proto_api._State, 'update', crash_on_third)
+    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
     partial = tmp_path / 'r.safetensors.partial.safetensors'
     assert partial.exists() and not (tmp_path / 'r.safetensors').exists()
-    monkeypatch.setattr(proto_api._State, 'update', original)
+    restore()
     resumed = PrototypeBank.load(proto_api.compute_prototypes(cfg))
     assert not partial.exists()
     for lay in LAYERS:
@@ -130,11 +122,10 @@ def test_interrupted_run_resumes_to_the_same_bank(tmp_path, fake_folder, ckpt, m
         assert torch.allclose(resumed.var[lay], full.var[lay], atol=1e-6)
     assert torch.equal(resumed.counts, full.counts)
     # a partial left by one configuration is not silently mixed into another
-    calls['n'] = 0
-    monkeypatch.setattr(proto_api._State, 'update', crash_on_third)
+    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
-    monkeypatch.setattr(proto_api._State, 'update', original)
+    restore()
     other = make_cfg(fake_folder, tmp_path / 'r.safetensors', ckpt, save_every=1, layers=(0,))
     with pytest.raises(RuntimeError, match='another configuration'):
         proto_api.compute_prototypes(other)
