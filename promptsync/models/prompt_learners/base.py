@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from promptsync.errors import ConfigError
+from promptsync.utils.logging import get_logger
+
+logger = get_logger('prompts')
+
 
 @dataclass
 class TextPrompts:
@@ -93,3 +98,50 @@ class PromptLearner(nn.Module, metaclass=ABCMeta):
 def clean_classname(name: str) -> str:
     """CoOp's cleaning: underscores become spaces."""
     return name.replace('_', ' ').strip()
+
+
+def _some(names: list[str], limit: int = 8) -> str:
+    shown = ', '.join(repr(n) for n in names[:limit])
+    return shown + (f' (+{len(names) - limit} more)' if len(names) > limit else '')
+
+
+def check_class_prompts(tokenizer, classnames: list[str], texts: list[str], token_ids: torch.Tensor) -> None:
+    """Warn about class prompts cut at the context length and about classes whose prompts coincide.
+
+    The tokenizer truncates silently (keeping the end token last), so long class names can lose exactly the
+    words that tell the classes apart; when every class is left with the same tokens the classifier is at
+    chance, which is an error. ``texts`` and the rows of ``token_ids`` are class-major (one per template);
+    learnable-context placeholders are the same in every class's row, so equal rows mean equal class tokens.
+    """
+    if not texts:
+        return
+    n_cls, ctx_len = len(classnames), token_ids.shape[1]
+    ids = token_ids.cpu()
+    per_class = len(texts) // n_cls
+    full = (ids[:, -1] != 0).nonzero().flatten().tolist()  # only rows without padding can have been cut
+    need = {i: len(tokenizer.encode(texts[i])) + 2 for i in full}  # + start and end tokens
+    cut = sorted({i // per_class for i, n in need.items() if n > ctx_len})
+    if cut:
+        logger.warning('the prompts of %d of %d classes do not fit the context length %d of the text encoder '
+                       '(the longest needs %d tokens) and were truncated: %s', len(cut), n_cls, ctx_len,
+                       max(need.values()), _some([classnames[c] for c in cut]))
+    groups: dict[int, list[int]] = {}
+    for c, g in enumerate(torch.unique(ids.reshape(n_cls, -1), dim=0, return_inverse=True)[1].tolist()):
+        groups.setdefault(g, []).append(c)
+    collisions = [m for m in groups.values() if len(m) > 1]
+    if not collisions:
+        return
+    truncated = [not set(cut).isdisjoint(m) for m in collisions]
+    causes = sorted({f'truncation by the context length {ctx_len}' if t else 'identical class names'
+                     for t in truncated})
+    if len(groups) == 1:
+        raise ConfigError(
+            f'the prompts of all {n_cls} classes are identical after tokenization ({causes[0]}), so the classifier '
+            'cannot tell the classes apart',
+            where=f'model.prompt_learner prompts such as {texts[0]!r} for the classes {_some(classnames)}',
+            fix=('use shorter class names or templates, or a backbone with a longer context than '
+                 f'{ctx_len} tokens') if truncated[0] else 'give the classes distinct names')
+    logger.warning('%d groups of classes have identical prompts after tokenization (%s), so the classifier cannot '
+                   'tell the classes of a group apart: %s%s', len(collisions), ' and '.join(causes),
+                   '; '.join(f'[{_some([classnames[c] for c in m])}]' for m in collisions[:4]),
+                   ' ...' if len(collisions) > 4 else '')

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from promptsync.utils.logging import get_logger
-
-from .base import clean_classname
-
-logger = get_logger('prompts')
+from .base import check_class_prompts, clean_classname
 
 PLACEHOLDER = 'X'
 POSITIONS = ('end', 'middle', 'front')
@@ -74,12 +70,8 @@ def build_layout(tokenizer, classnames: list[str], prefix: str, n_ctx: int, posi
         texts = [' '.join(placeholder_words[:half] + [n] + placeholder_words[half:]) + '.' for n in names]
         pos = [list(range(1, 1 + half)) + list(range(1 + half + k, 1 + k + n_ctx)) for k in name_lens]
     token_ids = tokenizer(texts)
+    check_class_prompts(tokenizer, classnames, texts, token_ids)
     positions = torch.tensor(pos, dtype=torch.long)
-    n_prefix = len(tokenizer.encode(prefix))
-    too_long = [n for n, k in zip(names, name_lens) if n_prefix + k + 3 > context_length]  # SOS . EOT
-    if too_long:
-        logger.warning('%d class prompts exceed the context length %d and are truncated (e.g. %r)',
-                       len(too_long), context_length, too_long[0])
     if positions.numel() and int(positions.max()) >= context_length - 1:
         raise ValueError(f'context tokens fall beyond the context length {context_length}')
     if prefix.startswith(PLACEHOLDER):
