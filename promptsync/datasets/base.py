@@ -62,11 +62,19 @@ class ClassificationDataset:
         return LabelSpace(tuple(self.classnames), tuple(self.class_ids) if self.class_ids is not None else None)
 
 
-def list_images(folder: Path) -> list[str]:
-    """Image files under ``folder`` (recursive), sorted for a stable order (``os.walk``: fast on 1M files)."""
+def list_images(folder: Path, hidden: list[str] | None = None) -> list[str]:
+    """Image files under ``folder`` (recursive), sorted for a stable order (``os.walk``: fast on 1M files).
+
+    Hidden files and folders (names starting with '.': ``.ipynb_checkpoints/``, macOS ``._img.jpg``) are skipped,
+    not entered; their paths are appended to ``hidden`` when it is given.
+    """
     found = []
-    for dirpath, _, files in os.walk(folder):
-        found.extend(os.path.join(dirpath, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    for dirpath, dirs, files in os.walk(folder):
+        if hidden is not None:
+            hidden.extend(os.path.join(dirpath, n) for n in dirs + files if n.startswith('.'))
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        found.extend(os.path.join(dirpath, f) for f in files
+                     if not f.startswith('.') and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     return sorted(found)
 
 

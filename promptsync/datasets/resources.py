@@ -5,6 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from promptsync.errors import ConfigError, ResourceError
+
 DATA_DIR = Path(__file__).parent / 'data'
 
 
@@ -38,15 +40,33 @@ def read_indices(relpath: str) -> tuple[int, ...]:
 
 
 def read_classnames_file(path: str | Path) -> dict[str, str]:
-    """A CoOp ``classnames.txt``: lines ``"<folder> <class name>"`` -> ``{folder: name}``."""
+    """A CoOp ``classnames.txt``: lines ``"<folder> <class name>"`` -> ``{folder: name}``.
+
+    A line without a class name, or a folder listed on more than one line, is a :class:`ConfigError`.
+    """
+    if not Path(path).is_file():
+        raise ResourceError(f'class names file {path} does not exist', where='dataset.classnames',
+                            fix='point classnames at a file of lines "<folder> <class name>", or leave it unset '
+                                'to use the folder names')
     mapping: dict[str, str] = {}
+    lines_of: dict[str, list[int]] = {}
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.strip().split(' ', 1)
+        parts = line.split(maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(f'{path}:{lineno}: expected "<folder> <class name>", got {line!r}')
+            raise ConfigError(f'line {lineno} of the class names file is {line.strip()!r}: expected '
+                              '"<folder> <class name>" (a class folder, a space, its class name)',
+                              where=f'{path}:{lineno}',
+                              fix='write one line "<folder> <class name>" per class folder, e.g. "golden_retriever '
+                                  'golden retriever"; names alone, in label order, go in classnames=[...] instead')
         mapping[parts[0]] = parts[1].strip()
+        lines_of.setdefault(parts[0], []).append(lineno)
+    repeated = [f'{f!r} (lines {", ".join(map(str, n))})' for f, n in lines_of.items() if len(n) > 1]
+    if repeated:
+        raise ConfigError(f'{len(repeated)} folders are listed more than once in the class names file: '
+                          f'{", ".join(repeated[:5])}', where=str(path),
+                          fix='keep exactly one "<folder> <class name>" line per class folder')
     return mapping
 
 
