@@ -14,15 +14,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from promptsync.datasets.base import LabelSpace
+from promptsync.errors import CorruptFileError
+from promptsync.utils.files import read_safetensors, read_safetensors_metadata, require_file
 
 from .accumulator import combine_classes
 
 FORMAT = 'promptsync-prototypes'
 TOKEN_STATS = ('per_token', 'pooled')
+WHAT = 'prototype bank'
+HOW_TO_MAKE = 'python tools/compute_prototypes.py CONFIG (see docs/method.md)'
 
 
 @dataclass
@@ -78,19 +81,21 @@ class PrototypeBank:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = 'cpu') -> 'PrototypeBank':
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f'prototype file {path} does not exist; compute it with '
-                                    'python tools/compute_prototypes.py CONFIG (see docs/method.md)')
-        with safe_open(str(path), framework='pt', device=str(device)) as fh:
-            meta = dict(fh.metadata() or {})
-            if meta.get('format') != FORMAT:
-                raise ValueError(f'{path} is not a promptsync prototype file (format={meta.get("format")})')
+        path = require_file(path, WHAT, fix=f'compute it with {HOW_TO_MAKE}')
+        fix = f'delete it and compute it again with {HOW_TO_MAKE}'
+        meta = read_safetensors_metadata(path, WHAT, fix)
+        if meta.get('format') != FORMAT:
+            raise CorruptFileError(f'{path} is not a promptsync prototype bank (format={meta.get("format")})',
+                                   where=str(path), fix=f'point prototypes.file at a bank made by {HOW_TO_MAKE}')
+        tensors, meta = read_safetensors(path, WHAT, fix, device=device)
+        try:
             layers = tuple(json.loads(meta['layers']))
-            mean = {layer: fh.get_tensor(f'mean.layer{layer}') for layer in layers}
-            var = {layer: fh.get_tensor(f'var.layer{layer}') for layer in layers}
-            counts = fh.get_tensor('counts')
-            visual = fh.get_tensor('visual') if 'visual' in fh.keys() else None
-        ids = json.loads(meta.get('class_ids', 'null'))
-        space = LabelSpace(tuple(json.loads(meta['class_names'])), tuple(ids) if ids else None)
-        return cls(layers, mean, var, counts, visual, space, meta.get('token_stats', 'per_token'), meta)
+            mean = {layer: tensors[f'mean.layer{layer}'] for layer in layers}
+            var = {layer: tensors[f'var.layer{layer}'] for layer in layers}
+            ids = json.loads(meta.get('class_ids', 'null'))
+            space = LabelSpace(tuple(json.loads(meta['class_names'])), tuple(ids) if ids else None)
+            counts = tensors['counts']
+        except (KeyError, TypeError, ValueError) as err:  # a missing tensor or metadata key, bad json
+            raise CorruptFileError(f'prototype bank {path} is incomplete ({type(err).__name__}: {err})',
+                                   where=str(path), fix=fix) from err
+        return cls(layers, mean, var, counts, tensors.get('visual'), space, meta.get('token_stats', 'per_token'), meta)

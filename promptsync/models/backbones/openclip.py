@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from promptsync.registry import BACKBONES
+from promptsync.utils.files import load_torch_file, read_safetensors_metadata, require_file
 from promptsync.utils.logging import get_logger
 
 from .prompted_forward import encode_image_prompted, encode_text_prompted
@@ -42,6 +43,16 @@ def register_model_configs(path: str | os.PathLike | None = None) -> None:
 
 def _looks_like_path(value: str) -> bool:
     return os.sep in value or '/' in value or value.endswith(('.pt', '.pth', '.bin', '.safetensors'))
+
+
+def _check_readable(path: Path, model_name: str) -> None:
+    """Raise a CorruptFileError naming ``path`` if the file itself cannot be read the way open_clip reads it."""
+    what, fix = f"open_clip '{model_name}' checkpoint", (
+        "delete it and download or save it again, or pass a pretrained tag such as 'openai'")
+    if str(path).endswith('.safetensors'):  # open_clip's own test: safetensors, else torch.load
+        read_safetensors_metadata(path, what, fix)  # checks the header against the file size
+    else:
+        load_torch_file(path, what, fix)
 
 
 @BACKBONES.register_module()
@@ -127,12 +138,13 @@ class OpenCLIP(nn.Module):
             logger.warning("backbone '%s' has random weights (pretrained=None)", model_name)
             return open_clip.create_model(model_name, pretrained=None, **kwargs)
         if _looks_like_path(pretrained) or os.path.exists(pretrained):
-            path = Path(pretrained).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"backbone checkpoint '{path}' for model '{model_name}' does not exist. Pass an open_clip "
-                    "checkpoint file (.bin/.pt/.safetensors) or a pretrained tag such as 'openai'.")
-            return open_clip.create_model(model_name, pretrained=str(path), **kwargs)
+            path = require_file(pretrained, f"open_clip '{model_name}' checkpoint", fix=(
+                "pass an open_clip checkpoint file (.bin/.pt/.safetensors) or a pretrained tag such as 'openai'"))
+            try:
+                return open_clip.create_model(model_name, pretrained=str(path), **kwargs)
+            except Exception:
+                _check_readable(path, model_name)  # a torn file: say which; otherwise (e.g. wrong keys) re-raise
+                raise
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in tags:
             raise ValueError(f"'{pretrained}' is not a pretrained tag of open_clip model '{model_name}' "

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from promptsync.utils.files import load_torch_file, read_safetensors, require_file
+
 FORMAT = 'promptsync-prompt-learner'
+WHAT = 'prompt checkpoint'
+MISSING_FIX = ('MaPLe ImageNet prompts (the PromptAlign/PromptSync initialisation) are released by '
+               'muzairkhattak/multimodal-prompt-learning; convert them with tools/convert_checkpoint.py and point '
+               'model.prompt_checkpoint at the result')
+CORRUPT_FIX = ('delete it and re-create it: python tools/convert_checkpoint.py SRC DST.safetensors for a released '
+               'checkpoint, python tools/train.py CONFIG for prompts trained here')
 _PREFIXES = ('module.', 'model.')
 _FROZEN_LEARNER_BUFFERS = ('token_prefix', 'token_suffix')
 
@@ -33,14 +40,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def _torch_state(path: Path) -> Mapping[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError and friends
-        raise ValueError(
-            f'{path} holds Python objects beyond tensors and is not loaded (promptsync never unpickles files). '
-            'In an environment you trust, extract the tensors first, e.g. python -c "import torch; '
-            "torch.save(torch.load('IN', weights_only=False)['state_dict'], 'OUT')\", then convert OUT with "
-            f'tools/convert_checkpoint.py. ({type(err).__name__}: {str(err)[:200]})') from err
+    obj = load_torch_file(path, WHAT, CORRUPT_FIX)  # never unpickles Python objects
     if isinstance(obj, Mapping) and 'state_dict' in obj:
         obj = obj['state_dict']
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -71,16 +71,9 @@ def convert_release_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
 
 def read_prompt_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Learnable tensors and metadata from a native safetensors file or a release checkpoint."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f'prompt checkpoint {path} does not exist. MaPLe ImageNet prompts (the PromptAlign/PromptSync '
-            'initialisation) are released by muzairkhattak/multimodal-prompt-learning; convert them with '
-            'tools/convert_checkpoint.py and point model.prompt_checkpoint at the result.')
+    path = require_file(path, WHAT, MISSING_FIX)
     if path.suffix == '.safetensors':
-        with safe_open(str(path), framework='pt') as fh:
-            meta = dict(fh.metadata() or {})
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
+        state, meta = read_safetensors(path, WHAT, CORRUPT_FIX)
         if meta.get('format') != FORMAT:
             state, dropped = convert_release_state(state)
             meta = dict(meta, dropped=json.dumps(dropped))
