@@ -34,7 +34,7 @@ def tiny_overrides(fake_folder):
     return {'model.backbone.model_name': TINY, 'model.backbone.pretrained': None,
             'model.backbone.precision': 'fp32', 'data.dataset.type': 'ImageFolder',
             'data.dataset.root': str(fake_folder), 'data.num_workers': 0, 'device': 'cpu',
-            'hooks': [dict(type='ProgressBarHook', disable=True)]}
+            'default_hooks.progress.disable': True}
 
 
 def interrupt(monkeypatch, owner, name, when):

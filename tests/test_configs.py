@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from promptsync.registry import registries_of
-from promptsync.utils.config import fingerprint, load_config
+from promptsync.engine.provenance import fingerprint
+from promptsync.utils.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -74,7 +75,7 @@ def test_cfg_options_and_env_data_root(monkeypatch, tmp_path):
 def test_fingerprint_ignores_runtime_only_keys():
     a = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py')
     b = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py',
-                    {'data.num_workers': 0, 'work_dir': '/x', 'data.max_samples': 5, 'hooks': []})
+                    {'data.num_workers': 0, 'work_dir': '/x', 'data.max_samples': 5, 'custom_hooks': []})
     c = load_config(ROOT / 'configs/tpt/vit_b16_imagenet_r.py', {'tta.optimizer.lr': 1e-3})
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
 

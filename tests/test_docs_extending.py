@@ -55,7 +55,7 @@ def test_every_example_runs(tmp_path, monkeypatch):
         assert tokens[:2] == ['PYTHONPATH=.', 'python'], command
         tool, args = tokens[2], tokens[3:]
         config_text = (tmp_path / args[0]).read_text()
-        argv = args + options(overrides_for(config_text, folder)) + ['hooks=[]']
+        argv = args + options(overrides_for(config_text, folder)) + ['default_hooks.progress.disable=True']
         result = load_tool(tool.split('/')[-1][:-3]).main(argv)
         if tool == 'tools/test.py':
             assert result['num_samples'] == 6, command

@@ -16,13 +16,14 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from promptsync.apis.ablate import AblationError, parse_grid_arg, parse_seeds, run_ablation  # noqa: E402
+from promptsync.experiments.ablate import AblationError, parse_grid_arg, parse_seeds, run_ablation  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
-
+from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
 
 def _argtype(parse):
     def wrapped(text: str):
@@ -33,23 +34,20 @@ def _argtype(parse):
     wrapped.__name__ = parse.__name__
     return wrapped
 
-
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('config', help='method config file, e.g. configs/tpt/vit_b16_imagenet_r.py')
     p.add_argument('--grid', nargs='+', action='extend', type=_argtype(parse_grid_arg), default=[],
                    metavar='KEY=V1,V2', help='a swept config key and its values (repeatable; values in brackets '
                                              'are one list/tuple value, e.g. data.shard=[0,2],[1,2])')
     p.add_argument('--seeds', type=_argtype(parse_seeds), help='run every cell with each seed, e.g. 0,1,2')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help='override config keys for every cell, e.g. data.dataset.root=/data')
+    add_cfg_options(p, 'data.dataset.root=/data')
     p.add_argument('--work-dir', help='output folder (default: work_dirs/ablate/<config name>)')
     p.add_argument('--metric', help="metric that picks the best cell (default: ablation.metric or 'top1')")
     p.add_argument('--allow-new-keys', action='store_true',
                    help='allow grid keys that do not exist yet (their parent dict must exist)')
     p.add_argument('--no-resume', action='store_true', help='recompute every run, discarding earlier results')
     return p.parse_args(argv)
-
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -68,6 +66,5 @@ def main(argv=None) -> int:
         return 2
     return 1 if state['counts']['failed'] else 0
 
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

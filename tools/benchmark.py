@@ -7,31 +7,33 @@
 Finished cells are reused on a re-run and interrupted ones resume; a failing cell is recorded (traceback in its
 error.txt) and the suite goes on; the exit code is 1 when a cell failed. Outputs in the work dir (default
 work_dirs/benchmark/<suite name>): benchmark.md, benchmark.json and cells/<method>/<dataset>/seed<s>/.
+--cfg-options change the suite config; options for every cell go under suite.cfg_options with the cell's key
+written in full, e.g. "suite.cfg_options.data.max_samples=50" (added to the suite's own cell options).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from promptsync.apis.benchmark import SuiteError, run_suite, write_suite  # noqa: E402
+from promptsync.experiments.suites import SuiteError, run_suite, write_suite  # noqa: E402
+from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('suite')
     p.add_argument('--methods', help='comma-separated subset of the suite\'s methods')
     p.add_argument('--work-dir')
     p.add_argument('--no-resume', action='store_true', help='recompute every cell')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help='overrides of the suite config (e.g. suite.seeds=[0] suite.cfg_options.data.max_samples=50)')
+    add_cfg_options(p, 'suite.seeds=[0] suite.cfg_options.data.max_samples=50')
     args = p.parse_args(argv)
     cfg = load_config(args.suite, args.cfg_options)
     name = (cfg.get('suite') or {}).get('name', Path(args.suite).stem)
@@ -51,4 +53,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

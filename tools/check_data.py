@@ -19,9 +19,13 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptsync.datasets.doctor import DEFAULT_IMAGES, check_data, format_report, select  # noqa: E402
+from promptsync.utils.cli import base_parser, run_cli  # noqa: E402
 
 
 def parse_images(text: str) -> int | None:
@@ -33,7 +37,7 @@ def parse_images(text: str) -> int | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('--suite', default='all', help='dg, cross_dataset, all (default) or dataset keys, comma-separated')
     p.add_argument('--data-root', default=os.environ.get('PROMPTSYNC_DATA', 'data'),
                    help='the data root (default: $PROMPTSYNC_DATA, else ./data, as the configs)')
@@ -55,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

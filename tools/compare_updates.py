@@ -10,26 +10,28 @@ equals the total gradient's. The samples are spread evenly over the dataset (whi
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from promptsync.apis.compare_updates import compare_updates  # noqa: E402
+from promptsync.experiments.compare_updates import compare_updates  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
+from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('config_a')
     p.add_argument('config_b')
     p.add_argument('--samples', type=int, default=50)
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    add_cfg_options(p, 'data.dataset.root=/data')
     p.add_argument('--json', help='also write the result here')
     args = p.parse_args(argv)
     out = compare_updates(load_config(args.config_a, args.cfg_options), load_config(args.config_b, args.cfg_options),
@@ -49,4 +51,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -11,25 +11,27 @@ override them, e.g. --cfg-options model.backbone.pretrained=None for a shape-onl
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
 
 from promptsync.models.prompt_learners.checkpoint import (  # noqa: E402
+from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
     file_sha256, read_prompt_checkpoint, save_prompt_checkpoint)
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('src')
     p.add_argument('dst')
     p.add_argument('--config', help='check the converted tensors against this config\'s prompt learner')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    add_cfg_options(p, 'data.dataset.root=/data')
     args = p.parse_args(argv)
     state, meta = read_prompt_checkpoint(args.src)
     shapes = {k: list(v.shape) for k, v in state.items()}
@@ -58,4 +60,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

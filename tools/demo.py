@@ -9,21 +9,24 @@ tools/compute_prototypes.py. Prints one table (method x domain, plus the target 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptsync.apis.benchmark import run_suite, write_suite  # noqa: E402
+from promptsync.experiments.suites import run_suite, write_suite  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
+from promptsync.utils.cli import base_parser, run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = base_parser(__doc__)
     p.add_argument('--suite', default=str(ROOT / 'configs/suites/shapes_demo.py'))
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--no-resume', action='store_true')
@@ -39,4 +42,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

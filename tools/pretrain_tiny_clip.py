@@ -5,29 +5,30 @@
 
 Renders the captioned shapes data in memory, trains an open_clip model with the CLIP contrastive loss, and writes
 ``<output.dir>/<output.name>.safetensors`` (loadable as ``model.backbone.pretrained``) and ``<name>.json`` with
-its provenance (config, seed, data version, per-epoch log, zero-shot accuracy per domain).
+its provenance (config, seed, data version, per-epoch log, zero-shot accuracy per domain). The log goes to the
+work dir (default work_dirs/pretrain/<config name>).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from promptsync.apis.pretrain import pretrain_clip  # noqa: E402
-from promptsync.utils.config import load_config  # noqa: E402
+from promptsync.engine import Runner  # noqa: E402
+from promptsync.utils.cli import config_from_args, config_parser, run_cli  # noqa: E402
 
 
 def main(argv=None) -> Path:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    p = config_parser(__doc__, 'a pretraining config, e.g. configs/pretrain/ps_shapes_vit.py', 'train.epochs=1')
     args = p.parse_args(argv)
-    return pretrain_clip(load_config(args.config, args.cfg_options))
+    path = Runner(config_from_args(args), launcher=args.launcher).pretrain()
+    print(f'checkpoint: {path}')
+    return path
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -2,21 +2,26 @@
 """Few-shot prompt learning (CoOp / MaPLe) on a frozen CLIP backbone, from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--cfg-options key=value ...] [--seed S] [--device D] [--no-resume]
+    torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch    # data parallel over N processes
 
-Writes config.py, log.txt, train_log.jsonl, fewshot_indices.json, resume_state.safetensors and the learned prompts
-prompt_learner.safetensors into the work dir (default: work_dirs/<config folder>/<config name>); use them with
---cfg-options model.prompt_checkpoint=<work dir>/prompt_learner.safetensors. Re-running the same config resumes
-after the last finished epoch; a different config in the same work dir is refused (see docs/training.md).
+Writes config.py, log.txt, run.json, train_log.jsonl, fewshot_indices.json, resume_state.safetensors and the learned
+prompts prompt_learner.safetensors into the work dir (default: work_dirs/<config folder>/<config name>); use them
+with --cfg-options model.prompt_checkpoint=<work dir>/prompt_learner.safetensors. Re-running the same config
+resumes after the last finished epoch; a different config (or changed initial prompts / weights) in the same work
+dir is refused. A non-finite loss stops training at once and saves nothing from it (see docs/training.md).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import promptsync  # noqa: F401  (installed, editable or not)
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptsync.apis.train import train_prompts  # noqa: E402
-from promptsync.utils.cli import config_from_args, config_parser  # noqa: E402
+from promptsync.engine import Runner  # noqa: E402
+from promptsync.utils.cli import config_from_args, config_parser, run_cli  # noqa: E402
 
 
 def main(argv=None) -> Path:
@@ -24,10 +29,12 @@ def main(argv=None) -> Path:
                       'trainer.epochs=2 train_data.num_shots=4')
     p.add_argument('--no-resume', action='store_true', help='discard a previous training state in the work dir')
     args = p.parse_args(argv)
-    path = train_prompts(config_from_args(args), resume=not args.no_resume)
-    print(f'prompts: {path}')
+    runner = Runner(config_from_args(args), resume=not args.no_resume, launcher=args.launcher)
+    path = runner.train().checkpoint
+    if runner.rank == 0:
+        print(f'prompts: {path}')
     return path
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

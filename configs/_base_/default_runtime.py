@@ -1,7 +1,9 @@
 # Runtime defaults shared by every method config.
+default_scope = 'promptsync'  # registry scope (mmengine)
 seed = 0              # run seed: per-sample view randomness derives from (seed, sample index)
-device = 'auto'       # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+device = 'auto'       # 'auto' | 'cpu' | 'cuda' | 'cuda:N' (under torchrun: each rank's own GPU)
 work_dir = None       # default: work_dirs/<method>/<config name>
 log_level = 'INFO'
-hooks = [dict(type='ProgressBarHook')]
+default_hooks = dict(progress=dict(type='ProgressBarHook'))  # set progress=None (or disable=True) to hide the bar
+custom_hooks = []     # your hooks (HOOKS configs); they see every loop stage and every TTA stage
 metrics = [dict(type='Accuracy', topk=(1, 5))]

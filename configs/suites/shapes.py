@@ -7,4 +7,4 @@ suite = dict(
     methods=dict(maple=dict(config='configs/shapes/maple_tpt.py', seeds=[0], cfg_options={'tta.steps': 0}),
                  maple_tpt=dict(config='configs/shapes/maple_tpt.py')),
     seeds=[0, 1, 2],
-    cfg_options={'data.dataset.per_class': 50, 'hooks': []})
+    cfg_options={'data.dataset.per_class': 50})

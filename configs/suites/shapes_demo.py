@@ -16,5 +16,5 @@ suite = dict(
     averages=dict(target_avg=['sketch', 'cartoon', 'corrupted']),
     seeds=[0],
     metric='top1',
-    cfg_options={'data.dataset.per_class': 10, 'hooks': []},
+    cfg_options={'data.dataset.per_class': 10},
     prepare=[dict(step='prototypes', method='promptsync')])

@@ -2,7 +2,7 @@
 
 ``subsample='base'|'new'`` is the CoOp/MaPLe base-to-novel protocol: of the ``n`` labels in sorted order, base
 is the first ``ceil(n/2)``, new the rest; the kept labels are re-indexed from 0 and the class names and ids are
-cut to them. ``num_shots=K`` keeps ``K`` images per class, chosen by :func:`promptsync.engine.fewshot
+cut to them. ``num_shots=K`` keeps ``K`` images per class, chosen by :func:`promptsync.datasets.fewshot
 .sample_few_shot` (a seeded hash of each image's path relative to the dataset root: deterministic per
 ``(K, fewshot_seed)``, independent of listing order and mount point). Classes are cut first, then the shots
 are drawn; the images chosen per class are the same either way. With ``fewshot_cache=DIR`` the chosen images
@@ -34,7 +34,7 @@ def apply_subset_options(dataset: ClassificationDataset, subsample: str = 'all',
     """Cut ``dataset`` in place to the ``subsample`` classes, then to ``num_shots`` images per class.
 
     Sets ``dataset.subsample``, ``dataset.label_offset`` (original label = label + offset) and
-    ``dataset.fewshot`` (the :class:`~promptsync.engine.fewshot.FewShotSubset`, or ``None``).
+    ``dataset.fewshot`` (the :class:`~promptsync.datasets.fewshot.FewShotSubset`, or ``None``).
     """
     kept = base_new_range(dataset.num_classes, subsample)
     dataset.subsample, dataset.label_offset, dataset.fewshot = subsample, kept.start, None
@@ -57,7 +57,7 @@ def apply_subset_options(dataset: ClassificationDataset, subsample: str = 'all',
 
 
 def _few_shot(dataset, num_shots, seed, short_classes, cache_dir, split):
-    from promptsync.engine.fewshot import FewShotSubset, sample_few_shot, sample_key  # engine imports models
+    from .fewshot import FewShotSubset, sample_few_shot, sample_key
 
     if cache_dir is None:
         return sample_few_shot(dataset, num_shots, seed, short_classes, option_prefix='dataset.')

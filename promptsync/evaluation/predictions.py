@@ -1,7 +1,10 @@
 """Per-sample prediction records: built from ``SampleResult`` s, written as JSON lines, read back on resume.
 
 A record keeps the top-k classes and the confidence rather than the full logits, so a 50k-image,
-1000-class run stays a few MB and can be resumed from disk.
+1000-class run stays a few MB and can be resumed from disk. A sample whose logits are not finite (NaN or
+infinite: fp16 overflow, a diverged adaptation step) is recorded as *failed*: ``nonfinite: true``, no prediction
+(``pred = -1``, empty ``topk``, ``confidence = null``) and ``correct: false`` — it counts as wrong in every
+accuracy and is never scored as some class.
 """
 from __future__ import annotations
 
@@ -15,7 +18,17 @@ import torch
 TOPK_STORED = 5
 
 
+def is_finite(result) -> bool:
+    return bool(torch.isfinite(result.logits).all())
+
+
 def to_record(result) -> dict:
+    if not is_finite(result):
+        rec = dict(index=result.index, label=result.label, pred=-1, correct=False, topk=[], confidence=None,
+                   path=result.path, nonfinite=True)
+        if result.loss_terms:
+            rec['loss'] = {k: round(v, 6) for k, v in result.loss_terms.items()}
+        return rec
     probs = result.logits.float().softmax(dim=-1)
     k = min(TOPK_STORED, probs.numel())
     conf, top = probs.topk(k)
@@ -39,12 +52,13 @@ class PredictionTable:
         if not records:
             return cls(torch.zeros(0, dtype=torch.long), torch.zeros(0, TOPK_STORED, dtype=torch.long),
                        torch.zeros(0))
-        width = max(len(r['topk']) for r in records)
-        topk = torch.full((len(records), width), -1, dtype=torch.long)
+        width = max(max(len(r['topk']) for r in records), 1)
+        topk = torch.full((len(records), width), -1, dtype=torch.long)  # -1 never equals a label
         for i, r in enumerate(records):
             topk[i, :len(r['topk'])] = torch.tensor(r['topk'], dtype=torch.long)
+        conf = [float('nan') if r['confidence'] is None else r['confidence'] for r in records]
         return cls(torch.tensor([r['label'] for r in records], dtype=torch.long), topk,
-                   torch.tensor([r['confidence'] for r in records], dtype=torch.float))
+                   torch.tensor(conf, dtype=torch.float))
 
     def __len__(self) -> int:
         return int(self.labels.numel())

@@ -18,8 +18,9 @@ class TTALoss(nn.Module):
 
     vision_layers: tuple[int, ...] = ()
 
-    def setup(self, model, label_space=None, prototype_file: str | None = None) -> None:
-        """Called once before the first sample: load resources, bind to the model's label space."""
+    def setup(self, model, resources: Mapping[str, Any] | None = None) -> None:
+        """Called once before the first sample: load resources (the run's checked files by role, e.g.
+        ``resources['prototypes']``) and bind to the test classes (``model.label_space``)."""
 
     def summary(self) -> dict:
         """What this loss wants recorded in ``metrics.json`` (e.g. how prototypes were matched)."""
@@ -55,10 +56,10 @@ class WeightedLossSum:
             layers.update(getattr(loss, 'vision_layers', ()))
         return tuple(sorted(layers))
 
-    def setup(self, model, label_space=None, prototype_file: str | None = None) -> None:
+    def setup(self, model, resources: Mapping[str, Any] | None = None) -> None:
         for _, _, loss in self.terms:
             if hasattr(loss, 'setup'):
-                loss.setup(model, label_space=label_space, prototype_file=prototype_file)
+                loss.setup(model, resources)
 
     def summary(self) -> dict:
         return {name: s for name, _, loss in self.terms if hasattr(loss, 'summary') and (s := loss.summary())}

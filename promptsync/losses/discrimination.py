@@ -57,8 +57,8 @@ class PrototypeDiscriminationLoss(PrototypeLoss):
         self._cached: tuple[torch.Tensor, list] | None = None
 
     # ------------------------------------------------------------------ setup
-    def setup(self, model, label_space=None, prototype_file=None) -> None:
-        self.load_bank(model, label_space, prototype_file)
+    def setup(self, model, resources=None) -> None:
+        self.load_bank(model, resources)
         if self.bank.visual is None:
             raise ValueError(f'{self.bank.metadata.get("file", "the prototype file")} has no visual prototypes')
         self.model = model

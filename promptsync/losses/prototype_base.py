@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from promptsync.datasets.base import LabelSpace
+from promptsync.errors import ConfigError
 from promptsync.prototypes import PrototypeBank, TargetPrototypes, map_prototypes
 from promptsync.utils.logging import get_logger
 
@@ -34,11 +35,14 @@ class PrototypeLoss(TTALoss):
     """Base of losses that read a :class:`PrototypeBank` mapped onto the test label space.
 
     Args:
-        prototypes: a prototype file; ``None`` = the run's ``prototypes.file``.
+        prototypes: a prototype file; ``None`` = the run's ``prototypes.file`` (``resources['prototypes']``).
         layers: vision layers (block inputs) whose statistics are used.
         label_space: how test classes find their prototypes (see :mod:`promptsync.prototypes.label_mapping`).
         match_top_m, match_temperature: the ``'text_similarity'`` mapping's parameters.
     """
+
+    #: the Runner checks the run's bank (``prototypes.file``) for losses that read it (``prototypes=None``)
+    needs_prototypes = True
 
     def __init__(self, prototypes: str | None = None, layers=(0, 1), label_space: str = 'auto',
                  match_top_m: int = 5, match_temperature: float = 0.01):
@@ -51,13 +55,14 @@ class PrototypeLoss(TTALoss):
         self.target: TargetPrototypes | None = None
         self._summary: dict = {}
 
-    def load_bank(self, model, label_space: LabelSpace | None, prototype_file: str | None) -> None:
-        path = self.prototypes or prototype_file
+    def load_bank(self, model, resources=None) -> None:
+        path = self.prototypes or (resources or {}).get('prototypes')
         if not path:
-            raise ValueError(f'{type(self).__name__} needs prototypes: set prototypes.file in the config (and run '
-                             'tools/compute_prototypes.py) or pass prototypes=<file> to the loss')
+            raise ConfigError(f'{type(self).__name__} needs prototypes', where='prototypes.file',
+                              fix='set prototypes.file in the config (and run tools/compute_prototypes.py) or pass '
+                                  'prototypes=<file> to the loss')
         self.bank = PrototypeBank.load(path)
-        space = label_space or LabelSpace(tuple(model.classnames))
+        space = getattr(model, 'label_space', None) or LabelSpace(tuple(model.classnames))
         learner = model.prompt_learner
 
         def text_features(names):

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from promptsync.datasets.base import LabelSpace
+from promptsync.errors import ConfigError
 from promptsync.models.prompt_learners.base import PromptLearner, Prompts, TextPrompts
 from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint
 from promptsync.registry import BACKBONES, PROMPT_LEARNERS
@@ -38,13 +40,25 @@ class PromptedCLIP(nn.Module):
         self.prompt_learner = prompt_learner
         self.text_chunk_size = text_chunk_size
         self.prompt_checkpoint: dict[str, str] | None = None  # metadata of the loaded initial prompts
+        self._label_space: LabelSpace | None = None
 
     @property
     def classnames(self) -> list[str]:
         return self.prompt_learner.classnames
 
+    @property
+    def label_space(self) -> LabelSpace:
+        """The classes this model predicts (names, and ids such as wnids when the dataset has them)."""
+        if self._label_space is not None and list(self._label_space.names) == list(self.classnames):
+            return self._label_space
+        return LabelSpace(tuple(self.classnames))
+
     def set_classnames(self, classnames: list[str]) -> None:
         self.prompt_learner.set_classnames(classnames)
+
+    def set_label_space(self, space: LabelSpace) -> None:
+        self.prompt_learner.set_classnames(list(space.names))
+        self._label_space = space
 
     def prompts(self) -> Prompts:
         return self.prompt_learner()
@@ -83,19 +97,21 @@ class PromptedCLIP(nn.Module):
         return self.logits(self.image_features(images, prompts), self.text_features(prompts))
 
 
-def build_model(cfg: Mapping[str, Any], classnames: list[str], device: str | torch.device) -> PromptedCLIP:
-    """Build backbone + prompt learner from ``cfg.model`` for a label space, on ``device``."""
+def build_model(cfg: Mapping[str, Any], classes: list[str] | LabelSpace, device: str | torch.device) -> PromptedCLIP:
+    """Build backbone + prompt learner from ``cfg.model`` for a label space (or a list of class names), on
+    ``device``."""
     cfg = dict(cfg)
     backbone = BACKBONES.build(dict(cfg.pop('backbone')), default_args=dict(device=str(device)))
     learner_cfg = cfg.pop('prompt_learner', None) or dict(type='TemplatePrompts', templates='single')
     learner = PROMPT_LEARNERS.build(dict(learner_cfg), default_args=dict(backbone=backbone))
     learner.to(backbone.device)
-    learner.set_classnames(list(classnames))
+    space = classes if isinstance(classes, LabelSpace) else LabelSpace(tuple(classes))
     unknown = set(cfg) - {'text_chunk_size', 'prompt_checkpoint'}
     if unknown:
-        raise KeyError(f'unknown model config keys {sorted(unknown)}; expected backbone, prompt_learner, '
-                       'prompt_checkpoint, text_chunk_size')
+        raise ConfigError(f'unknown model config keys {sorted(unknown)}', where='model',
+                          fix='expected backbone, prompt_learner, prompt_checkpoint, text_chunk_size')
     model = PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'))
+    model.set_label_space(space)
     if cfg.get('prompt_checkpoint'):
         model.prompt_checkpoint = load_prompt_checkpoint(learner, cfg['prompt_checkpoint'])
     return model

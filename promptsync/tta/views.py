@@ -120,3 +120,12 @@ class TrainView(_ViewBase):
     def __call__(self, img: Image.Image, rng: SampleRNG) -> torch.Tensor:
         with rng.torch_scope():
             return self.to_tensor(self.crop(img)).unsqueeze(0)
+
+
+def build_views(cfg, preprocess_cfg: dict, default: str = 'OriginalView'):
+    """A view generator from a ``TRANSFORMS`` config (``None`` = ``default``), sized and normalised like the
+    backbone's preprocessing (``backbone.preprocess_cfg``) unless the config says otherwise."""
+    pp = preprocess_cfg
+    return TRANSFORMS.build(dict(cfg or dict(type=default)),
+                            default_args=dict(image_size=pp['size'], mean=pp['mean'], std=pp['std'],
+                                              interpolation=pp['interpolation']))

@@ -1,35 +1,100 @@
-"""Shared command-line plumbing of the tools: the common arguments and how they become a config."""
+"""Shared command-line plumbing of the tools: the common arguments, how they become a config, and how an error
+is shown (a few lines, no traceback unless ``--debug``)."""
 from __future__ import annotations
 
 import argparse
+import sys
+import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
+from promptsync.errors import ConfigError, PromptsyncError
+
+from .cfg_options import CFG_OPTIONS_HELP, CfgOptionsAction
 from .config import load_config
 
+ENVIRONMENT = """environment variables:
+  PROMPTSYNC_DATA   data root of the dataset configs ({{$PROMPTSYNC_DATA:data}}; default ./data)
+  PROMPTSYNC_CKPT   root of checkpoints and prototype banks in the configs (default ./checkpoints)
+  PROMPTSYNC_CACHE  where file hashes are cached (default ~/.cache/promptsync)
+  HF_HUB_OFFLINE=1  never download backbone weights (open_clip / Hugging Face hub); a missing tag is an error
+  CUDA_VISIBLE_DEVICES, and torchrun's RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT
+"""
 
-def config_parser(description: str, config_help: str, options_example: str) -> argparse.ArgumentParser:
-    """A parser with CONFIG, --work-dir, --cfg-options, --seed and --device."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def epilog(extra: str = '') -> str:
+    return (f'{extra}\n\n' if extra else '') + ENVIRONMENT + '\n--cfg-options values:\n' + '\n'.join(
+        '  ' + line for line in CFG_OPTIONS_HELP.strip().splitlines())
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def base_parser(description: str, extra_epilog: str = '') -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, epilog=epilog(extra_epilog),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
+    return p
+
+
+def add_cfg_options(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={}, metavar='KEY=VALUE',
+                   help=f'override config keys, e.g. {example} (applied last; value rules below)')
+
+
+def config_parser(description: str, config_help: str, options_example: str,
+                  extra_epilog: str = '') -> argparse.ArgumentParser:
+    """A parser with CONFIG, --work-dir, --cfg-options, --seed, --device, --launcher and --debug."""
+    p = base_parser(description, extra_epilog)
     p.add_argument('config', help=config_help)
     p.add_argument('--work-dir', help='output folder (default: work_dirs/<config folder>/<config name>)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                   help=f'override config keys, e.g. {options_example} (applied last)')
+    add_cfg_options(p, options_example)
     p.add_argument('--seed', type=int, help='run seed (everything random derives from it)')
     p.add_argument('--device', help="'auto', 'cpu', 'cuda', 'cuda:1'")
+    p.add_argument('--launcher', choices=('none', 'pytorch', 'slurm', 'mpi'), default='none',
+                   help="how the processes were started: 'pytorch' under torchrun (multi-GPU / multi-node)")
     return p
 
 
 def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Config:
-    """Load ``args.config`` with --seed/--device/``extra`` then --cfg-options (last); default the work dir."""
+    """Load ``args.config`` with --seed/--device/``extra`` then --cfg-options (last); set --work-dir."""
     options = {k: v for k, v in (('seed', args.seed), ('device', args.device)) if v is not None}
     options.update(extra or {})
     options.update(args.cfg_options)
     cfg = load_config(args.config, options)
     if args.work_dir:
         cfg.work_dir = args.work_dir
-    elif not cfg.get('work_dir'):
-        cfg.work_dir = str(Path('work_dirs') / Path(args.config).parent.name / Path(args.config).stem)
     return cfg
+
+
+def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
+    """Run a tool's ``main``: its exit code, or 1 with a short message for an error (2: a config error).
+
+    The Runner has already written the error and its traceback to the run's log; here it is shown in a few lines
+    on stderr, with the traceback only under ``--debug``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    debug = '--debug' in argv
+    try:
+        out = main(argv)
+    except KeyboardInterrupt:
+        print('interrupted; re-run the same command to resume', file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error becomes a short message
+        if debug:
+            traceback.print_exc()
+        text = err.message if isinstance(err, PromptsyncError) else f'{type(err).__name__}: {err}'
+        print(f'error: {text}', file=sys.stderr)
+        if not debug:
+            print('(run with --debug for the traceback; the run\'s log.txt has it too)', file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+    return out if isinstance(out, int) else 0

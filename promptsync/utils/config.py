@@ -1,41 +1,50 @@
 """Config helpers around mmengine's ``Config`` (classic ``_base_`` python files only)."""
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from mmengine.config import Config
 
-#: keys that change how a run executes but not what it predicts (excluded from the fingerprint)
-RUNTIME_ONLY_KEYS = ('work_dir', 'log_level', 'hooks', 'data.num_workers', 'data.batch_size',
-                     'data.max_samples', 'data.shard')
+from promptsync.errors import ConfigError, ResourceError
+
+from .cfg_options import check_types
+
+
+def flatten_options(options: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Nested option dicts as dotted keys (``{'data': {'max_samples': 50}}`` -> ``{'data.max_samples': 50}``).
+
+    mmengine merges a dict value into the key's dict, so flattening keeps the meaning — and stops a later
+    ``data={...}`` from replacing an earlier ``data.dataset.per_class``. A dict with ``_delete_`` or ``type``
+    stays whole (it replaces, or names a module).
+    """
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        full = f'{prefix}{key}'
+        if isinstance(value, Mapping) and value and '_delete_' not in value and 'type' not in value:
+            out.update(flatten_options(value, full + '.'))
+        else:
+            out[full] = value
+    return out
 
 
 def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Config:
-    """``Config.fromfile`` (honours ``_base_`` and ``custom_imports``) + ``--cfg-options`` applied last."""
+    """``Config.fromfile`` (honours ``_base_`` and ``custom_imports``) + ``--cfg-options`` applied last.
+
+    Option values are checked against the types the config holds (a number key refuses a string); unknown keys
+    are refused later, against the job's schema (:func:`promptsync.engine.config_check.check_config`).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'config file {path} does not exist')
-    cfg = Config.fromfile(str(path))
+        raise ResourceError(f'config file {path} does not exist', where=str(path),
+                            fix='give the path of a config file, e.g. configs/promptsync/vit_b16_imagenet_r.py')
+    try:
+        cfg = Config.fromfile(str(path))
+    except (SyntaxError, ImportError, KeyError, ValueError, TypeError, AssertionError) as err:
+        raise ConfigError(f'the config {path} cannot be read: {type(err).__name__}: {err}', where=str(path),
+                          fix='fix the file (a python config with _base_ = [...])') from err
     if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
+        options = flatten_options(cfg_options)
+        check_types(cfg.to_dict(), options)
+        cfg.merge_from_dict(options)
     return cfg
-
-
-def _drop(tree: dict, dotted: str) -> None:
-    *parents, leaf = dotted.split('.')
-    for p in parents:
-        tree = tree.get(p)
-        if not isinstance(tree, dict):
-            return
-    tree.pop(leaf, None)
-
-
-def fingerprint(cfg: Config) -> str:
-    """Hash of everything in the resolved config that can change a prediction."""
-    tree = json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=str))
-    for key in RUNTIME_ONLY_KEYS:
-        _drop(tree, key)
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]

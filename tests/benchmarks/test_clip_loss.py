@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from promptsync.engine.clip_loss import multi_positive_clip_loss, unique_captions
+from promptsync.benchmarks.shapes.clip_loss import multi_positive_clip_loss, unique_captions
 
 
 def test_unique_captions_and_loss_by_hand():

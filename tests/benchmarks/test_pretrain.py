@@ -7,7 +7,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from promptsync.apis.pretrain import _augment, pretrain_clip
+from promptsync.benchmarks.shapes.pretrain import _augment
+from promptsync.engine import pretrain_clip
 from promptsync.models.backbones import OpenCLIP
 from promptsync.models.prompt_learners.checkpoint import file_sha256
 

@@ -13,17 +13,17 @@ from PIL import Image, ImageFile
 from safetensors import safe_open
 from torch.utils.data import DataLoader
 
-from promptsync.apis import prototypes as proto_api
-from promptsync.apis import train as train_api
-from promptsync.apis.test import select_indices
+from promptsync import engine as proto_api
+from promptsync import engine as train_api
+from promptsync.engine.shards import select_indices
 from promptsync.datasets import ImageFolder, ViewDataset
 from promptsync.datasets.fake import make_image_folder
 from promptsync.datasets.loading import load_rgb
 from promptsync.datasets.view_dataset import collate_views
-from promptsync.engine import PromptTrainer
+from promptsync.training import PromptTrainer
 from promptsync.evaluation import read_records
 from promptsync.prototypes import PrototypeBank
-from promptsync.tta.hooks import ProgressBarHook
+from promptsync.hooks import ProgressBarHook
 
 from ..conftest import CLASSES, TINY, interrupt
 from ..tools.helpers import ROOT, load_tool, options
@@ -119,7 +119,7 @@ def test_tool():
 
 def run(test_tool, work_dir, overrides, root, *extra):
     ov = dict(overrides, **{'data.dataset.root': str(root)})
-    return test_tool.main([ZS, '--work-dir', str(work_dir), *extra, *options(ov), 'hooks=[]'])
+    return test_tool.main([ZS, '--work-dir', str(work_dir), *extra, *options(ov), 'default_hooks.progress.disable=True'])
 
 
 def by_index(path):

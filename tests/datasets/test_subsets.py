@@ -9,7 +9,7 @@ import pytest
 from promptsync.datasets import ImageFolder, ImageNet, OxfordPets
 from promptsync.datasets.fake import make_image_folder
 from promptsync.datasets.subsets import base_new_range
-from promptsync.engine import fewshot
+from promptsync.datasets import fewshot
 from promptsync.registry import DATASETS
 from tests.datasets.coop_fakes import build, shipped_names
 

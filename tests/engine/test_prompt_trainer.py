@@ -13,10 +13,11 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from promptsync.apis import train as train_api
+from promptsync import engine as train_api
 from promptsync.datasets import ClassificationDataset, ImageFolder, ViewDataset
 from promptsync.datasets.fake import make_image_folder
-from promptsync.engine import PromptTrainer, WarmupCosineLR, sample_few_shot
+from promptsync.datasets.fewshot import sample_few_shot
+from promptsync.training import PromptTrainer, WarmupCosineLR
 from promptsync.models import build_model
 from promptsync.registry import TRANSFORMS
 from promptsync.utils.seeding import SampleRNG, seed_everything

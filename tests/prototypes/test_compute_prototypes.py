@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from promptsync.apis import prototypes as proto_api
+from promptsync import engine as proto_api
 from promptsync.datasets import ImageFolder
 from promptsync.datasets.loading import load_rgb
 from promptsync.models import build_model

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-import promptsync.apis.ablate as ablate
-import promptsync.apis.runs as runs
+import promptsync.experiments.ablate as ablate
+import promptsync.experiments.runs as runs
 from promptsync.evaluation import read_records
-from promptsync.utils.config import fingerprint, load_config
+from promptsync.engine.provenance import fingerprint
+from promptsync.utils.config import load_config
 
 from .helpers import ROOT, load_tool, options
 
@@ -29,7 +30,7 @@ def small(tiny_overrides):
 
 
 def run(tool, config, work_dir, overrides, *extra):
-    return tool.main([config, '--work-dir', str(work_dir), *extra, *options(overrides), 'hooks=[]'])
+    return tool.main([config, '--work-dir', str(work_dir), *extra, *options(overrides), 'default_hooks.progress.disable=True'])
 
 
 def load(work_dir):

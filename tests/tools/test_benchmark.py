@@ -5,8 +5,8 @@ import statistics
 
 import pytest
 
-import promptsync.apis.runs as runs
-from promptsync.apis.benchmark import SuiteError, build_table, run_suite
+import promptsync.experiments.runs as runs
+from promptsync.experiments.suites import SuiteError, build_table, run_suite
 from promptsync.utils.config import load_config
 
 from .helpers import ROOT, load_tool
@@ -47,8 +47,8 @@ def test_smoke_suite_end_to_end_then_reuse(env, capsys, monkeypatch):
             assert metrics['num_samples'] == 40 and metrics['metrics']['top1'] == cell['metrics']['top1']
     # a re-run reuses every cell and the prototypes
     monkeypatch.setattr(runs, 'run_test', lambda *a, **k: pytest.fail('a finished cell ran again'))
-    import promptsync.apis.prototypes as protos
-    monkeypatch.setattr(protos, 'compute_prototypes', lambda *a, **k: pytest.fail('prototypes recomputed'))
+    import promptsync.experiments.suites as suites
+    monkeypatch.setattr(suites, 'compute_prototypes', lambda *a, **k: pytest.fail('prototypes recomputed'))
     assert tool.main([str(SMOKE), '--work-dir', str(env / 'out')]) == 0
 
 

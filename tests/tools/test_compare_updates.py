@@ -3,8 +3,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from promptsync.apis.compare_updates import _probe, compare_updates, spread
-from promptsync.apis.prototypes import compute_prototypes
+from promptsync.experiments.compare_updates import _probe, compare_updates, spread
+from promptsync.engine import compute_prototypes
 
 from ..conftest import TINY
 from .helpers import load_tool
@@ -20,7 +20,7 @@ def tiny_cfg(folder, proto, losses):
         tta=dict(type='EpisodicTTA', views=dict(type='TPTViews', n_views=8),
                  selection=dict(type='ConfidenceSelection', ratio=0.25), losses=losses,
                  optimizer=dict(type='AdamW', lr=1e-2)),
-        seed=0, device='cpu', log_level='WARNING', hooks=[]))
+        seed=0, device='cpu', log_level='WARNING', custom_hooks=[]))
 
 
 ENT = [dict(type='MarginalEntropyLoss')]

@@ -56,7 +56,7 @@ def test_prototypes_then_all_three_methods_end_to_end(tools, tmp_path, tiny_over
     results = {}
     for method in ('maple_tpt', 'promptalign', 'promptsync'):
         argv = [str(ROOT / f'configs/{method}/vit_b16_imagenet_r.py'), '--work-dir', str(tmp_path / method),
-                *options(ov), 'hooks=[]']
+                *options(ov), 'default_hooks.progress.disable=True']
         results[method] = test_tool.main(argv)
     for method, out in results.items():
         assert out['num_samples'] == 12, method

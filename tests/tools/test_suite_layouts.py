@@ -6,13 +6,13 @@ import textwrap
 
 import pytest
 
-from promptsync.apis.suite_tables import harmonic_mean, published
+from promptsync.experiments.suite_tables import harmonic_mean, published
 
 from ..datasets.coop_fakes import build
 from .helpers import ROOT, load_tool
 
 TINY = {'model.backbone.model_name': 'ps-tiny-vit', 'model.backbone.pretrained': None,
-        'model.backbone.precision': 'fp32', 'data.num_workers': 0, 'data.batch_size': 4, 'hooks': [],
+        'model.backbone.precision': 'fp32', 'data.num_workers': 0, 'data.batch_size': 4, 'default_hooks.progress.disable': True,
         'device': 'cpu'}
 
 

@@ -18,7 +18,7 @@ def test_tool():
 
 
 def run(test_tool, config, work_dir, overrides, *extra):
-    argv = [config, '--work-dir', str(work_dir), *extra, *options(overrides), 'hooks=[]']
+    argv = [config, '--work-dir', str(work_dir), *extra, *options(overrides), 'default_hooks.progress.disable=True']
     return test_tool.main(argv)
 
 

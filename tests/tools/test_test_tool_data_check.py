@@ -18,7 +18,7 @@ def test_tool():
 
 
 def run(test_tool, work_dir, overrides, *extra):
-    return test_tool.main([ZS, '--work-dir', str(work_dir), *extra, *options(overrides), 'hooks=[]'])
+    return test_tool.main([ZS, '--work-dir', str(work_dir), *extra, *options(overrides), 'default_hooks.progress.disable=True'])
 
 
 @pytest.fixture

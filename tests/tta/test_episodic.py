@@ -10,7 +10,7 @@ from promptsync.losses import TTALoss, marginal_entropy
 from promptsync.models import PromptedCLIP
 from promptsync.models.prompt_learners import CoOp, MaPLe, TemplatePrompts
 from promptsync.registry import LOSSES
-from promptsync.tta.hooks import HookList, TTAHook
+from promptsync.hooks import HookList, TTAHook
 from promptsync.tta.methods import EpisodicTTA
 
 from ..conftest import CLASSES

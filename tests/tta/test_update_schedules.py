@@ -4,11 +4,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from promptsync.apis.prototypes import compute_prototypes
+from promptsync.engine import compute_prototypes
 from promptsync.datasets import ImageFolder
 from promptsync.models import PromptedCLIP
 from promptsync.models.prompt_learners import CoOp, MaPLe
-from promptsync.tta.hooks import HookList, TTAHook
+from promptsync.hooks import HookList, TTAHook
 from promptsync.tta.methods import EpisodicTTA
 
 from ..conftest import CLASSES, TINY

@@ -89,6 +89,8 @@ class SyntheticShapes(ClassificationDataset):
         image_size, seed: rendering resolution and the benchmark seed (part of the cache path).
     """
 
+    generated = True  # the images are rendered into ``root`` on first use: a missing root is not an error
+
     def __init__(self, root: str, domain: str = 'photo', split: str = 'test', per_class: int | None = None,
                  imbalance: dict | None = None, order: str = 'class', image_size: int = 32, seed: int = 0,
                  workers: int = 2):

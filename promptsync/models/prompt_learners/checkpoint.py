@@ -9,8 +9,8 @@ with ``torch.load(weights_only=True)``: nothing is unpickled.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from promptsync.utils.files import load_torch_file, read_safetensors, require_file
+from promptsync.utils.hashing import file_sha256  # noqa: F401 (re-exported: tools and tests use it from here)
 
 FORMAT = 'promptsync-prompt-learner'
 WHAT = 'prompt checkpoint'
@@ -29,14 +30,6 @@ CORRUPT_FIX = ('delete it and re-create it: python tools/convert_checkpoint.py S
                'checkpoint, python tools/train.py CONFIG for prompts trained here')
 _PREFIXES = ('module.', 'model.')
 _FROZEN_LEARNER_BUFFERS = ('token_prefix', 'token_suffix')
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for block in iter(lambda: fh.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _torch_state(path: Path) -> Mapping[str, torch.Tensor]:
@@ -88,7 +81,9 @@ def save_prompt_checkpoint(state: Mapping[str, torch.Tensor], path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: str(v) for k, v in dict(metadata or {}).items()}
     meta['format'] = FORMAT
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path), metadata=meta)
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')  # a reader never sees half a file
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
     return path
 
 

@@ -2,28 +2,30 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from promptsync.tta.context import SampleResult
-from promptsync.tta.hooks import HookList
+from promptsync.hooks import HookList
 
 
 class TTAMethod(metaclass=ABCMeta):
     """A batch is ``dict(views=[B, V, 3, H, W], label=[B], index=[B], path=[B])``.
 
+    ``resources`` are the outside files the run's config names and the Runner has checked (by role:
+    ``'prototypes'``); a method hands them to the pieces that need them (losses' ``setup``).
+
     Methods talk about *a batch of samples, each with V views*: an episodic method may adapt the
     samples one after another or, later, all at once with per-sample prompt copies.
     """
 
-    def __init__(self, model, hooks: HookList | None = None, seed: int = 0, label_space=None,
-                 prototype_file: str | None = None):
-        self.model = model
+    def __init__(self, model, hooks: HookList | None = None, seed: int = 0,
+                 resources: Mapping[str, Any] | None = None):
+        self.model = model                          # its label_space holds the test classes (names, ids)
         self.hooks = hooks if hooks is not None else HookList()
         self.seed = seed
-        self.label_space = label_space          # the test classes (names, ids)
-        self.prototype_file = prototype_file    # the run's offline prototypes, if any
+        self.resources = dict(resources or {})      # the run's checked files by role, e.g. {'prototypes': path}
 
     @property
     def device(self) -> torch.device:

@@ -16,6 +16,7 @@ import torch
 
 from promptsync.losses.base import WeightedLossSum
 from promptsync.registry import OPTIMIZERS, RESET_POLICIES, TTA_METHODS, VIEW_SELECTORS
+from promptsync.tta.update_schedules import build_update_schedule
 from promptsync.tta.context import SampleResult, TTAContext
 from promptsync.utils.seeding import SampleRNG, derive_seed
 
@@ -32,20 +33,20 @@ class EpisodicTTA(TTAMethod):
         reset: a ``RESET_POLICIES`` config (episodic: reset after every sample).
         reselect_each_step: recompute the selection at every step (TPT keeps the first step's views).
         grad_scaler: ``GradScaler`` arguments, used only under fp16 autocast (TPT: init_scale=1000).
-        update: which prompt branch moves — 'joint' (all learnable tensors), 'text', 'vision', or
-            'alternating' (every step is a text update then a vision update, each with its own forward).
-            Branches are the learner's parameter groups; with MaPLe the vision prompts are produced from the
-            text prompts, so a 'text' update moves both branches' prompts and 'vision' moves the couplings only.
-        label_space: the test classes (names and ids), for losses that map prototypes onto them.
-        prototype_file: the run's prototype file, for losses that do not name their own.
+        update: the update schedule (``UPDATE_SCHEDULES``): which prompt branch each phase of a step moves —
+            'joint' (all learnable tensors), 'text', 'vision', 'alternating' (a text phase then a vision phase,
+            each with its own forward), or ``dict(type=<your schedule>)``; see
+            :mod:`promptsync.tta.update_schedules`.
+        resources: the run's checked files by role (``'prototypes'``), handed to the losses' ``setup``; the test
+            classes come from ``model.label_space``.
     """
 
     def __init__(self, model, losses: Sequence[Mapping[str, Any]],
                  selection: Mapping[str, Any] | None = None, optimizer: Mapping[str, Any] | None = None,
                  steps: int = 1, reset: Mapping[str, Any] | None = None, reselect_each_step: bool = False,
-                 grad_scaler: Mapping[str, Any] | None = None, update: str = 'joint', label_space=None,
-                 prototype_file: str | None = None, hooks=None, seed: int = 0):
-        super().__init__(model, hooks, seed, label_space, prototype_file)
+                 grad_scaler: Mapping[str, Any] | None = None, update: str | Mapping[str, Any] = 'joint',
+                 resources: Mapping[str, Any] | None = None, hooks=None, seed: int = 0):
+        super().__init__(model, hooks, seed, resources)
         if steps < 0:
             raise ValueError(f'steps must be >= 0, got {steps}')
         self.learner = model.prompt_learner
@@ -54,8 +55,9 @@ class EpisodicTTA(TTAMethod):
             raise ValueError(f'{type(self.learner).__name__} has no learnable parameters, so there is nothing to '
                              "adapt; use a CoOp/MaPLe prompt learner, or tta=dict(type='ZeroShot')")
         self.loss = WeightedLossSum(losses)
-        self.phases = self._phases(update, params)
-        self.update = update
+        self.schedule = build_update_schedule(update)
+        self.phases = self.schedule.phases(self.learner, params)
+        self.update = update if isinstance(update, str) else dict(update).get('type')
         self.selector = VIEW_SELECTORS.build(dict(selection or dict(type='ConfidenceSelection', ratio=0.1)))
         self.optimizer = OPTIMIZERS.build(dict(optimizer or dict(type='AdamW', lr=5e-3)), default_args=dict(params=params))
         self.steps = steps
@@ -63,26 +65,9 @@ class EpisodicTTA(TTAMethod):
         fp16 = model.backbone.precision == 'amp' and self.device.type == 'cuda'
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16, **dict(grad_scaler or {}))
         self.reset_policy = RESET_POLICIES.build(dict(reset or dict(type='EpisodicReset')))
-        self.loss.setup(model, label_space=label_space, prototype_file=prototype_file)
+        self.loss.setup(model, self.resources)
         self.reset_policy.bind(self.learner, self.optimizer, self.scaler)
         self.samples_seen = 0
-
-    def _phases(self, update: str, params) -> list[tuple[str, list]]:
-        """``[(phase name, parameters whose gradient is dropped in that phase), ...]`` for one step."""
-        schedules = {'joint': ['joint'], 'text': ['text'], 'vision': ['vision'], 'alternating': ['text', 'vision']}
-        if update not in schedules:
-            raise ValueError(f"update='{update}' is not one of {sorted(schedules)}")
-        phases = []
-        for branch in schedules[update]:
-            if branch == 'joint':
-                phases.append((branch, []))
-                continue
-            if branch not in self.learner.branches:
-                raise ValueError(f"update='{update}' needs a '{branch}' branch; {type(self.learner).__name__} has "
-                                 f'{sorted(self.learner.branches)}')
-            keep = {id(p) for p in self.learner.branch_parameters(branch)}
-            phases.append((branch, [p for p in params if id(p) not in keep]))
-        return phases
 
     @property
     def caches_image_features(self) -> bool:

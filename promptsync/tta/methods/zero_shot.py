@@ -19,8 +19,8 @@ logger = get_logger('tta')
 @TTA_METHODS.register_module()
 class ZeroShot(TTAMethod):
 
-    def __init__(self, model, hooks=None, seed: int = 0, label_space=None, prototype_file=None):
-        super().__init__(model, hooks, seed, label_space, prototype_file)
+    def __init__(self, model, hooks=None, seed: int = 0, resources=None):
+        super().__init__(model, hooks, seed, resources)
         with torch.no_grad():
             self.text_features = model.text_features()
         self._warned = False

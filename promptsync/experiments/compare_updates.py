@@ -17,22 +17,24 @@ import torch
 from mmengine.config import Config
 
 from promptsync.datasets import ViewDataset
-from promptsync.tta.hooks import TTAHook
+from promptsync.engine.config_check import check_config
+from promptsync.engine.loops.evaluation import build_evaluation, check_bank, run_resources
+from promptsync.engine.resources import require_resources
+from promptsync.engine.runner import resolve_device
+from promptsync.hooks import Hook
 
-from .test import build_evaluation
 
-
-class UpdateProbe(TTAHook):
+class UpdateProbe(Hook):
     """Records the learner before/after each sample and every loss term's gradient at the first step."""
 
     def __init__(self):
         self.records: list[dict[str, Any]] = []
         self.method = None  # set by the caller once the method is built
 
-    def before_sample(self, ctx) -> None:
+    def before_sample(self, runner, ctx) -> None:
         self.current = dict(index=ctx.index, before=_flat(ctx.model.prompt_learner), terms={})
 
-    def after_loss(self, ctx) -> None:
+    def after_loss(self, runner, ctx) -> None:
         if ctx.step != 0 or self.current['terms']:
             return
         method = self.method
@@ -45,13 +47,13 @@ class UpdateProbe(TTAHook):
             total = flat if total is None else total + flat
         self.current['total'] = total
 
-    def after_step(self, ctx) -> None:
+    def after_step(self, runner, ctx) -> None:
         self.current['after'] = _flat(ctx.model.prompt_learner)
         if 'grad' not in self.current:  # the gradient the optimizer actually used at the first step
             self.current['grad'] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
                                               for p in ctx.model.prompt_learner.parameters() if p.requires_grad])
 
-    def after_predict(self, ctx, result) -> None:
+    def after_predict(self, runner, ctx, result) -> None:
         self.current['pred'], self.current['label'] = result.pred, result.label
         self.records.append(self.current)
 
@@ -69,8 +71,14 @@ def spread(indices: list[int], samples: int) -> list[int]:
 
 
 def _probe(cfg: Config, samples: int) -> list[dict]:
+    """Each config is checked as a run would be (keys, resources, prototype bank), then probed sample by sample."""
     probe = UpdateProbe()
-    ev = build_evaluation(cfg, extra_hooks=[probe])
+    check_config(cfg, 'test')
+    require_resources(cfg, 'test')
+    resources = run_resources(cfg)
+    if 'prototypes' in resources:
+        check_bank(cfg, resources['prototypes'])
+    ev = build_evaluation(cfg, resolve_device(cfg.get('device', 'auto')), resources=resources, extra_hooks=[probe])
     probe.method = ev.method  # the hook reads the method's loss terms
     data = ViewDataset(ev.dataset, ev.views, ev.seed, spread(ev.indices, samples))
     for i in range(len(data)):

@@ -17,9 +17,8 @@ from typing import Any, Mapping
 
 from mmengine.config import Config
 
-from promptsync.apis.test import run_test
-from promptsync.utils.config import fingerprint
-from promptsync.utils.logging import setup_logging
+from promptsync.engine import run_test
+from promptsync.engine.provenance import fingerprint
 
 MARKER = 'run_complete.json'
 
@@ -40,11 +39,13 @@ def set_key(node: Any, key: str, value: Any) -> Any:
 
 def _selection(cfg: Config) -> dict:
     data = cfg.get('data') or {}  # the fingerprint leaves out the sample selection
-    return json.loads(json.dumps(dict(max_samples=data.get('max_samples'), shard=data.get('shard'))))
+    return json.loads(json.dumps(dict(max_samples=data.get('max_samples'), subset_seed=data.get('subset_seed'),
+                                      shard=data.get('shard'))))
 
 
 def completed_metrics(run_dir: Path, fp: str, selection: dict) -> dict | None:
-    """``metrics.json`` of ``run_dir`` if its last run completed with this fingerprint and selection."""
+    """``metrics.json`` of ``run_dir`` (with ``run.json``'s timing) if its last run completed with this fingerprint
+    and selection."""
     try:
         marker = json.loads((run_dir / MARKER).read_text())
         run = json.loads((run_dir / 'run.json').read_text())
@@ -52,7 +53,7 @@ def completed_metrics(run_dir: Path, fp: str, selection: dict) -> dict | None:
     except (OSError, ValueError):
         return None
     same = marker.get('fingerprint') == fp == run.get('fingerprint') and marker.get('selection') == selection
-    return metrics if same and marker.get('status') == 'ok' else None
+    return dict(metrics, timing=run.get('timing') or {}) if same and marker.get('status') == 'ok' else None
 
 
 def _record(result: Mapping) -> dict:
@@ -64,7 +65,7 @@ def _record(result: Mapping) -> dict:
 
 def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
     """Run (or reuse) one (cell, seed); never raises for a failing run, records the error instead."""
-    fp, sel = fingerprint(cfg), _selection(cfg)
+    fp, sel = fingerprint(cfg, 'test'), _selection(cfg)
     rec = dict(fingerprint=fp, status='pending', error=None)
     reused = completed_metrics(run_dir, fp, sel) if resume else None
     if reused is not None:
@@ -73,7 +74,7 @@ def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
     (run_dir / MARKER).unlink(missing_ok=True)
     tick = time.time()
     try:
-        result = run_test(cfg, resume=resume, print_table=False)
+        result = run_test(cfg, resume=resume)
     except Exception as err:  # noqa: BLE001 - a failing run is recorded, the grid goes on
         rec.update(status='failed', error=f'{type(err).__name__}: {err}', wall_s=round(time.time() - tick, 3))
         (run_dir / 'error.txt').write_text(traceback.format_exc())
@@ -81,9 +82,33 @@ def run_one(cfg: Config, run_dir: Path, resume: bool) -> dict:
     else:
         rec.update(status='ran', wall_s=round(time.time() - tick, 3), **_record(result))
         (run_dir / 'error.txt').unlink(missing_ok=True)
-    finally:
-        setup_logging(cfg.get('log_level', 'INFO'))  # detach this run's log.txt
     marker = dict(rec, status='ok' if rec['status'] == 'ran' else 'failed', selection=sel,
                   finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
     (run_dir / MARKER).write_text(json.dumps(marker, indent=2, default=repr) + '\n')
     return rec
+
+
+class CellProgress:
+    """``[k/N] name`` lines for the cells of a grid or suite, with the elapsed time and an ETA from the cells that
+    ran (reused cells cost nothing and are not counted in the rate)."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.what, self.k = total, what, 0
+        self.started, self.ran, self.ran_s = time.time(), 0, 0.0
+
+    def start(self, name: str) -> None:
+        self.k += 1
+        elapsed = time.time() - self.started
+        eta = (f', ETA {_clock(self.ran_s / self.ran * (self.total - self.k + 1))}' if self.ran else '')
+        print(f'[{self.what} {self.k}/{self.total}] {name} (elapsed {_clock(elapsed)}{eta})', flush=True)
+
+    def done(self, rec: Mapping) -> None:
+        if rec.get('status') == 'ran':
+            self.ran += 1
+            self.ran_s += float(rec.get('wall_s') or 0.0)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+

@@ -15,7 +15,7 @@ A suite config holds ``suite = dict(...)``::
         cfg_options={'data.max_samples': 200},                                       # applied to every cell
         prepare=[dict(step='prototypes', method='promptsync')])                      # before the cells run
 
-Cells run through :func:`promptsync.apis.runs.run_one` in ``<work_dir>/cells/<method>/<dataset>/seed<s>``: a
+Cells run through :func:`promptsync.experiments.runs.run_one` in ``<work_dir>/cells/<method>/<dataset>/seed<s>``: a
 finished cell is reused, an interrupted one resumes, a failing one is recorded and the suite goes on.
 """
 from __future__ import annotations
@@ -30,8 +30,11 @@ from typing import Any, Mapping, Sequence
 from mmengine.config import Config
 from tabulate import tabulate
 
-from promptsync.apis.runs import run_one, set_key
-from promptsync.apis.suite_tables import LAYOUTS
+from promptsync.engine import compute_prototypes, train_prompts
+from promptsync.engine.lock import WorkDirLock
+from promptsync.engine.loops.prototype_loop import bank_is_current
+from promptsync.experiments.runs import CellProgress, run_one, set_key
+from promptsync.experiments.suite_tables import LAYOUTS
 from promptsync.utils.config import load_config
 from promptsync.utils.logging import get_logger
 
@@ -87,15 +90,12 @@ def _prepare(steps: Sequence[Mapping], methods: dict, suite_options: Mapping, da
             continue
         entry = methods[method]
         cfg = cell_config(entry['config'], dict(suite_options, **entry.get('cfg_options', {})),
-                          dataset_overrides(first_dataset, method), 0,
-                          Path('unused/x/y'))
+                          dataset_overrides(first_dataset, method), 0, Path('unused/x/y'))
+        cfg._cfg_dict.pop('work_dir')  # each prepare job has its own (next to its output)
         if kind == 'prototypes':
-            from promptsync.apis.prototypes import compute_prototypes, prototypes_fingerprint
-            out = Path(cfg.prototypes.file)
-            if prototypes_fingerprint(out) != prototypes_fingerprint(cfg):
-                compute_prototypes(cfg, resume=False)
+            # reused when up to date; a bank of another source at that path is refused, never overwritten
+            out = Path(cfg.prototypes.file) if bank_is_current(cfg) else compute_prototypes(cfg)
         elif kind == 'prompts':
-            from promptsync.apis.train import train_prompts
             out = Path(cfg.model.prompt_checkpoint)
             if not out.exists():
                 train_cfg = load_config(step.pop('config'), suite_options)
@@ -150,21 +150,12 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
         raise SuiteError(f'averages name unknown datasets {bad}; datasets: {list(datasets)}')
     chosen = _methods(spec['methods'], Path(root), methods, list(spec.get('seeds', [0])))
     started = time.time()
-    prepared = _prepare(spec.get('prepare') or [], chosen, options,
-                        datasets) if spec.get('prepare') else []
-    results: dict[str, dict[str, list]] = {}
-    for method, entry in chosen.items():
-        for ds, ds_entry in datasets.items():
-            overrides = dataset_overrides(ds_entry, method)
-            for seed in entry['seeds']:
-                run_dir = work_dir / 'cells' / method / ds.replace('/', '_') / f'seed{seed}'
-                cfg_cell = cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})), overrides,
-                                       seed, run_dir)
-                rec = run_one(cfg_cell, run_dir, resume)
-                rec.update(seed=seed, dir=str(run_dir))
-                results.setdefault(method, {}).setdefault(ds, []).append(rec)
-                logger.info('%s / %s / seed %d: %s %s', method, ds, seed, rec['status'],
-                            (rec.get('metrics') or {}).get(metric))
+    lock = WorkDirLock(work_dir).acquire()  # one suite process per work dir
+    try:
+        prepared = _prepare(spec.get('prepare') or [], chosen, options, datasets) if spec.get('prepare') else []
+        results = _run_cells(chosen, datasets, options, work_dir, resume, metric)
+    finally:
+        lock.release()
     table = build_table(results, list(datasets), averages, metric)
     layout = spec.get('layout', 'plain')
     if layout not in LAYOUTS:
@@ -176,6 +167,27 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
                failed=[r['dir'] for c in results.values() for rs in c.values() for r in rs if r['status'] == 'failed'])
     write_suite(out, work_dir)
     return out
+
+
+def _run_cells(chosen: dict, datasets: dict, options: Mapping, work_dir: Path, resume: bool,
+               metric: str) -> dict[str, dict[str, list]]:
+    results: dict[str, dict[str, list]] = {}
+    progress = CellProgress(sum(len(datasets) * len(e['seeds']) for e in chosen.values()), 'suite')
+    for method, entry in chosen.items():
+        for ds, ds_entry in datasets.items():
+            overrides = dataset_overrides(ds_entry, method)
+            for seed in entry['seeds']:
+                run_dir = work_dir / 'cells' / method / ds.replace('/', '_') / f'seed{seed}'
+                progress.start(f'{method} / {ds} / seed {seed}')
+                cfg_cell = cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})), overrides,
+                                       seed, run_dir)
+                rec = run_one(cfg_cell, run_dir, resume)
+                progress.done(rec)
+                rec.update(seed=seed, dir=str(run_dir))
+                results.setdefault(method, {}).setdefault(ds, []).append(rec)
+                logger.info('%s / %s / seed %d: %s %s', method, ds, seed, rec['status'],
+                            (rec.get('metrics') or {}).get(metric))
+    return results
 
 
 def write_suite(out: dict, work_dir: Path) -> str:

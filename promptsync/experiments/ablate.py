@@ -6,7 +6,7 @@ from the config's top-level ``ablation = dict(grid={...}, seeds=[...], metric='t
 the cell's values *set* (a value replaces the key's old value), run by ``run_test`` in
 ``<work_dir>/cells/<cell name>__seed=<s>``. A run whose directory holds a completed run of the same config
 fingerprint and sample selection is reused, not recomputed; a failing run is recorded and the grid goes on.
-The table and files are written by :mod:`promptsync.apis.ablate_report` after every run.
+The table and files are written by :mod:`promptsync.experiments.ablate_report` after every run.
 """
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from promptsync.apis.ablate_report import summarize_cell, write_outputs
-from promptsync.apis.runs import MARKER, run_one, set_key  # noqa: F401 (MARKER: re-exported)
+from promptsync.engine.lock import WorkDirLock
+from promptsync.experiments.ablate_report import summarize_cell, write_outputs
+from promptsync.experiments.runs import MARKER, CellProgress, run_one, set_key  # noqa: F401 (MARKER: re-exported)
+from promptsync.utils.cfg_options import parse_value
 
 SPEC_KEYS = ('grid', 'seeds', 'metric')
 RESERVED_KEYS = ('work_dir', 'ablation')
@@ -67,7 +69,7 @@ def parse_grid_arg(text: str) -> tuple[str, list]:
     raw = split_values(rest)
     if any(not v.strip() for v in raw):
         raise AblationError(f"--grid {key}: empty value in '{rest}' (separate values by single commas)")
-    return key, [DictAction._parse_iterable(v.strip()) for v in raw]
+    return key, [parse_value(v.strip()) for v in raw]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -219,19 +221,21 @@ def run_ablation(cfg: Config, grid: Mapping[str, Sequence] | None = None, seeds:
         summarize_cell(cell)
     state = dict(config=str(cfg.filename), work_dir=str(work_dir), grid=grid, seeds=seeds, metric=metric,
                  started=time.strftime('%Y-%m-%dT%H:%M:%S'), cells=cells)
-    total, done = len(cells) * len(seeds), 0
+    progress = CellProgress(len(cells) * len(seeds), 'ablate')
+    lock = WorkDirLock(work_dir).acquire()  # one grid process per work dir
     try:
         for cell in cells:
             for i, run in enumerate(cell['runs']):
                 run_dir = work_dir / 'cells' / run['dir']
-                done += 1
-                print(f'[ablate {done}/{total}] {run["dir"]}', flush=True)
+                progress.start(run['dir'])
                 run_cfg = run_config(cfg, cell['overrides'], run['seed'], run_dir)
                 cell['runs'][i] = dict(run, **run_one(run_cfg, run_dir, resume))
+                progress.done(cell['runs'][i])
                 summarize_cell(cell)
                 write_outputs(state, work_dir)
     finally:
         for cell in cells:
             summarize_cell(cell)
         state['table'] = write_outputs(state, work_dir, final=True)
+        lock.release()
     return state

@@ -1,0 +1,5 @@
+"""Hooks (``HOOKS``, also known as ``TTA_HOOKS``): one family on mmengine's ``Hook`` for every loop and TTA stage."""
+from .base import TTA_STAGES, Hook, HookList, TTAHook
+from .progress import Progress, ProgressBarHook
+
+__all__ = ['TTA_STAGES', 'Hook', 'HookList', 'TTAHook', 'Progress', 'ProgressBarHook']
