@@ -22,6 +22,7 @@ class PromptsyncError(Exception):
 
     @property
     def message(self) -> str:
+        """The multi-line form the tools print and the log records."""
         lines = [self.what]
         if self.where:
             lines.append(f'  where: {self.where}')
@@ -29,12 +30,17 @@ class PromptsyncError(Exception):
             lines.append(f'  fix:   {self.fix}')
         return '\n'.join(lines)
 
-    def __str__(self) -> str:  # KeyError would repr() its argument
-        return self.message
+    def __str__(self) -> str:  # one line (KeyError would repr() its argument)
+        return ' '.join([self.what] + ([f'[where: {self.where}]'] if self.where else []) +
+                        ([f'Fix: {self.fix}'] if self.fix else []))
 
 
 class ConfigError(PromptsyncError, KeyError, ValueError):
     """A config key that does not exist, or a value that cannot be used."""
+
+
+class ArgumentError(ConfigError, TypeError):
+    """A module config passes an argument its class does not take."""
 
 
 class ResourceError(PromptsyncError, FileNotFoundError):
@@ -47,6 +53,10 @@ class CorruptFileError(PromptsyncError, ValueError):
 
 class ProvenanceError(PromptsyncError, RuntimeError):
     """Resuming or reusing would mix results of different configs or files."""
+
+
+class DataError(PromptsyncError, RuntimeError):
+    """The data cannot give a result (e.g. not one readable image)."""
 
 
 class LockError(PromptsyncError, RuntimeError):

@@ -35,12 +35,12 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry, build_from_cfg
 from mmengine.registry import init_default_scope as _init_default_scope
 
-from promptsync.errors import ConfigError
+from promptsync.errors import ArgumentError, ConfigError
 
 __all__ = [
     'BACKBONES', 'PROMPT_LEARNERS', 'TTA_METHODS', 'HOOKS', 'TTA_HOOKS', 'LOSSES', 'TRAINERS', 'DATASETS',
     'TRANSFORMS', 'METRICS', 'VIEW_SELECTORS', 'OPTIMIZERS', 'RESET_POLICIES', 'UPDATE_SCHEDULES', 'LOOPS',
-    'RUNNERS', 'PARAM_SCHEDULERS', 'ALL_REGISTRIES', 'SCOPE', 'close_matches', 'registries_of',
+    'RUNNERS', 'PARAM_SCHEDULERS', 'ALL_REGISTRIES', 'MMENGINE_BACKED', 'SCOPE', 'close_matches', 'registries_of',
     'register_all_modules', 'module_arguments',
 ]
 
@@ -79,13 +79,13 @@ def module_arguments(obj: Any) -> tuple[list[str], bool]:
 
 
 def unknown_argument_error(registry: Registry, type_name: str, obj: Any, key: str,
-                           where: str | None = None) -> ConfigError:
+                           where: str | None = None) -> ArgumentError:
     """The error for ``key`` passed to ``type_name``, naming the closest valid argument."""
     names, _ = module_arguments(obj)
     near = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
     hint = f"did you mean '{near[0]}'? " if near else ''
-    return ConfigError(f"{registry.name} '{type_name}' has no argument '{key}'", where=where,
-                       fix=f"{hint}its arguments: {', '.join(names) or '(none)'}")
+    return ArgumentError(f"{registry.name} type '{type_name}' has no argument '{key}'", where=where,
+                         fix=f"{hint}its arguments: {', '.join(names) or '(none)'}")
 
 
 _UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
@@ -105,8 +105,8 @@ def _build_with_suggestions(cfg: Any, registry: Registry, default_args: Any = No
         sugg = close_matches(obj_type, registry)
         raise ConfigError(
             f"'{obj_type}' is not in the promptsync '{registry.name}' registry",
-            fix=(f"did you mean: {', '.join(sugg)}? " if sugg else '') +
-                f"registered: {', '.join(_names(registry)) or '(none)'}. If it is your own module, list it in the "
+            fix=(f"Did you mean: {', '.join(sugg)}? " if sugg else '') +
+                f"Registered: {', '.join(_names(registry)) or '(none)'}. If it is your own module, list it in the "
                 "config's custom_imports=dict(imports=['your.module']).")
     try:
         return build_from_cfg(cfg, registry, default_args)
@@ -144,20 +144,24 @@ TRAINERS = _registry('trainer', 'promptsync.training')
 #: the hooks of every loop, TTA stages included (one family); the old name stays
 TTA_HOOKS = HOOKS
 
+#: the registries promptsync registers into (``TTA_HOOKS`` is ``HOOKS``)
 ALL_REGISTRIES = dict(
-    BACKBONES=BACKBONES, PROMPT_LEARNERS=PROMPT_LEARNERS, TTA_METHODS=TTA_METHODS, HOOKS=HOOKS,
+    BACKBONES=BACKBONES, PROMPT_LEARNERS=PROMPT_LEARNERS, TTA_METHODS=TTA_METHODS, HOOKS=HOOKS, TTA_HOOKS=TTA_HOOKS,
     VIEW_SELECTORS=VIEW_SELECTORS, RESET_POLICIES=RESET_POLICIES, UPDATE_SCHEDULES=UPDATE_SCHEDULES,
-    OPTIMIZERS=OPTIMIZERS, LOSSES=LOSSES, TRAINERS=TRAINERS, DATASETS=DATASETS, TRANSFORMS=TRANSFORMS,
-    METRICS=METRICS, LOOPS=LOOPS, RUNNERS=RUNNERS, PARAM_SCHEDULERS=PARAM_SCHEDULERS,
+    LOSSES=LOSSES, TRAINERS=TRAINERS, DATASETS=DATASETS, TRANSFORMS=TRANSFORMS, METRICS=METRICS, LOOPS=LOOPS,
+    RUNNERS=RUNNERS, PARAM_SCHEDULERS=PARAM_SCHEDULERS,
 )
+#: registries whose members all come from mmengine (its torch optimizers)
+MMENGINE_BACKED = dict(OPTIMIZERS=OPTIMIZERS)
 
 
 def registries_of(name: str) -> list[str]:
-    """Names of the registries in which ``name`` is registered by promptsync (after importing their locations)."""
+    """Names of the registries that can build ``name`` (after importing their locations): ours, and the
+    mmengine-backed ones (e.g. ``'AdamW'`` -> ``['OPTIMIZERS']``)."""
     out = []
-    for reg_name, reg in ALL_REGISTRIES.items():
+    for reg_name, reg in {**ALL_REGISTRIES, **MMENGINE_BACKED}.items():
         reg.import_from_location()
-        if name in reg.module_dict:
+        if name in reg.module_dict or (reg_name in MMENGINE_BACKED and reg.get(name) is not None):
             out.append(reg_name)
     return out
 

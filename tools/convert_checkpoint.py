@@ -20,10 +20,9 @@ try:
 except ImportError:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
 from promptsync.models.prompt_learners.checkpoint import (  # noqa: E402
-from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
     file_sha256, read_prompt_checkpoint, save_prompt_checkpoint)
+from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -31,7 +30,7 @@ def main(argv=None) -> dict:
     p.add_argument('src')
     p.add_argument('dst')
     p.add_argument('--config', help='check the converted tensors against this config\'s prompt learner')
-    add_cfg_options(p, 'data.dataset.root=/data')
+    add_cfg_options(p, 'model.backbone.pretrained=None')
     args = p.parse_args(argv)
     state, meta = read_prompt_checkpoint(args.src)
     shapes = {k: list(v.shape) for k, v in state.items()}

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from mmengine.config import Config
 
 from promptsync.errors import ConfigError
-from promptsync.registry import (ALL_REGISTRIES, BACKBONES, DATASETS, HOOKS, LOOPS, LOSSES, METRICS,
+from promptsync.registry import (ALL_REGISTRIES, BACKBONES, MMENGINE_BACKED, DATASETS, HOOKS, LOOPS, LOSSES, METRICS,
                                  PROMPT_LEARNERS, TRAINERS, TRANSFORMS, TTA_METHODS, module_arguments)
 
 
@@ -83,7 +83,7 @@ def _find(type_name: str, registry=None):
         obj = registry.get(type_name)
         if obj is not None:
             return registry, obj
-    for reg in ALL_REGISTRIES.values():
+    for reg in {**ALL_REGISTRIES, **MMENGINE_BACKED}.values():
         obj = reg.get(type_name)
         if obj is not None:
             return reg, obj

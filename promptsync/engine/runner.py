@@ -51,6 +51,27 @@ from .shards import parse_shard, shard_dir
 JOB_LOOPS = dict(test='TTALoop', train='PromptTrainLoop', prototypes='PrototypeLoop', pretrain='CLIPPretrainLoop')
 LOOP_KEYS = dict(test='test_cfg', train='train_cfg', prototypes='prototype_cfg', pretrain='pretrain_cfg')
 DEFAULT_HOOKS = dict(progress=dict(type='ProgressBarHook'))
+#: the sections a job cannot run without (checked before anything else), and what to write
+REQUIRED = dict(
+    test=(('model', 'data.dataset', 'tta'), "a test config needs model=dict(backbone=...), data=dict(dataset=...) "
+          "and tta=dict(type=...) (see configs/_base_/)"),
+    train=(('model', 'train_data.dataset', 'trainer'), "a training config needs model, train_data=dict(dataset=..., "
+           "num_shots=...), trainer=dict(type='PromptTrainer', ...) and work_dir (tools/train.py sets it)"),
+    prototypes=(('model', 'proxy_data.dataset', 'prototypes.file'), 'a prototypes job needs model, '
+                'proxy_data=dict(dataset=...) and prototypes=dict(file=..., layers=...) (see configs/_base_/prototypes/)'),
+    pretrain=(('model_name', 'data', 'train', 'output'), 'a pretraining config needs model_name, data, train and '
+              'output (see configs/pretrain/)'))
+
+
+def _missing_sections(cfg: Config, job: str) -> list[str]:
+    out = []
+    for dotted in REQUIRED[job][0]:
+        node = cfg
+        for part in dotted.split('.'):
+            node = node.get(part) if hasattr(node, 'get') else None
+        if not node:
+            out.append(dotted.split('.')[0] if dotted.split('.')[0] not in cfg else dotted)
+    return out
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -163,6 +184,9 @@ class Runner:
             raise ConfigError(f"unknown job '{job}'", fix=f'jobs: {sorted(JOB_LOOPS)}')
         register_all_modules(init_default_scope=False)
         init_default_scope(self.cfg.get('default_scope') or SCOPE)
+        missing = _missing_sections(self.cfg, job)
+        if missing:
+            raise ConfigError(f'{REQUIRED[job][1]}; missing: {missing}', where=str(self.cfg.filename or 'the config'))
         check_config(self.cfg, job)
         if self.shard_arg is not None and job != 'test':
             raise ConfigError('--shard splits the samples of a test run only', where='--shard',

@@ -17,6 +17,8 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from promptsync.registry import PARAM_SCHEDULERS
+
 
 def warmup_cosine_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int = 0,
                      warmup_lr: float = 1e-5, min_lr: float = 0.0) -> float:
@@ -27,6 +29,7 @@ def warmup_cosine_lr(epoch: int, base_lr: float, epochs: int, warmup_epochs: int
     return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / epochs)) / 2
 
 
+@PARAM_SCHEDULERS.register_module()
 class WarmupCosineLR(LRScheduler):
     """Args:
         optimizer: the optimizer whose param groups' ``lr`` is the base lr.

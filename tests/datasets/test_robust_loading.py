@@ -22,8 +22,10 @@ from promptsync.datasets.loading import load_rgb
 from promptsync.datasets.view_dataset import collate_views
 from promptsync.training import PromptTrainer
 from promptsync.evaluation import read_records
-from promptsync.prototypes import PrototypeBank
-from promptsync.hooks import ProgressBarHook
+from promptsync.prototypes import BankAccumulator, PrototypeBank
+from promptsync.engine import Runner
+from promptsync.hooks import Hook, Progress, ProgressBarHook
+from promptsync.utils.config import load_config
 
 from ..conftest import CLASSES, TINY, interrupt
 from ..tools.helpers import ROOT, load_tool, options
@@ -187,26 +189,37 @@ def test_resume_retries_skipped_images_and_counts_the_final_state(test_tool, tmp
     assert [r['index'] for r in read_records(skipped_file)] == [2, 7, 15]
     # --no-resume starts over: the old list goes with the old predictions
     fresh = run(test_tool, tmp_path / 'w', ov, root, '--no-resume', '--max-samples', '6')
-    still_bad = sorted(set(select_indices(16, 6, None, 0)) & {2, 7, 15})
+    still_bad = sorted(set(select_indices(16, 6)) & {2, 7, 15})
     assert still_bad  # the subset holds an unreadable image
     assert fresh['num_resumed'] == 0 and fresh['num_selected'] == 6 and fresh['num_skipped'] == len(still_bad)
     assert [r['index'] for r in read_records(skipped_file)] == still_bad
 
 
-def test_progress_bar_counts_skipped_images():
-    runner = types.SimpleNamespace(resumed_correct=1, resumed_count=2, num_samples=10, run_name='x', num_skipped=0)
+def test_progress_bar_counts_skipped_images(tmp_path, tiny_overrides, broken):
+    """The loop's progress counts predicted *and* skipped images, shows the skipped count and the running top-1 over
+    the predicted ones; the bar draws exactly that."""
+    seen = []
+
+    class Snapshot(Hook):
+        def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            p = runner.progress['test']
+            seen.append((p.done, dict(p.postfix)))
+    cfg = load_config(ZS, dict(tiny_overrides, **{'data.dataset.root': str(broken), 'data.batch_size': 1}))
+    cfg.work_dir = str(tmp_path / 'w')
+    out = Runner(cfg, hooks=[Snapshot()]).test()
+    assert [d for d, _ in seen] == list(range(1, 17))  # one image per batch, readable or not
+    assert seen[-1][1]['skipped'] == 4 and seen[-1][1]['top1'] == f"{out['metrics']['top1']:.2f}"
+    assert 'skipped' not in seen[0][1]  # the first image is readable
+    runner = types.SimpleNamespace(progress={'test': Progress(total=10, done=2)})
     hook = ProgressBarHook()  # enabled: a disabled tqdm counts nothing
-    hook.before_run(runner)
-    result = types.SimpleNamespace(pred=3, label=3)
-    hook.after_batch([result])
-    assert hook.bar.n == 3 and 'skipped' not in hook.bar.postfix
-    runner.num_skipped = 2
-    hook.after_batch([])  # a batch of unreadable images only
-    assert hook.bar.n == 5 and 'skipped=2' in hook.bar.postfix
-    runner.num_skipped = 3
-    hook.after_batch([result])
-    assert hook.bar.n == 7 and 'skipped=3' in hook.bar.postfix and 'top1=75.00' in hook.bar.postfix  # 3 of 4 predicted
-    hook.after_run(runner, {})
+    hook.before_test_epoch(runner)
+    assert hook.bars['test'].n == 2
+    runner.progress['test'].advance(3, top1='75.00', skipped=2)
+    hook.after_test_iter(runner, 0)
+    bar = hook.bars['test']
+    assert bar.n == 5 and 'skipped=2' in bar.postfix and 'top1=75.00' in bar.postfix
+    hook.after_test_epoch(runner)
+    assert 'test' not in hook.bars
 
 
 # ---------------------------------------------------------------- compute_prototypes
@@ -238,7 +251,7 @@ def test_prototypes_skip_count_and_resume(tmp_path, broken, clean, monkeypatch):
     assert ref.metadata['skipped_images'] == '0' and json.loads(ref.metadata['skipped_paths']) == []
     # interrupted after two batches of 5 (indices 0-9, of which 2, 7 and 9 unreadable), then resumed
     cfg = proto_cfg(broken, tmp_path / 'r.safetensors', save_every=1)
-    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
+    restore = interrupt(monkeypatch, BankAccumulator, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
     partial = tmp_path / 'r.safetensors.partial.safetensors'

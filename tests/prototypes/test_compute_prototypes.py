@@ -12,7 +12,7 @@ from promptsync.datasets import ImageFolder
 from promptsync.datasets.loading import load_rgb
 from promptsync.models import build_model
 from promptsync.models.prompt_learners.checkpoint import save_prompt_checkpoint
-from promptsync.prototypes import PrototypeBank
+from promptsync.prototypes import BankAccumulator, PrototypeBank
 from promptsync.registry import TRANSFORMS
 from promptsync.utils.seeding import seed_everything
 
@@ -109,7 +109,7 @@ def test_class_agnostic_and_pooled_banks(tmp_path, fake_folder, ckpt):
 def test_interrupted_run_resumes_to_the_same_bank(tmp_path, fake_folder, ckpt, monkeypatch):
     full = PrototypeBank.load(proto_api.compute_prototypes(make_cfg(fake_folder, tmp_path / 'full.safetensors', ckpt)))
     cfg = make_cfg(fake_folder, tmp_path / 'r.safetensors', ckpt, save_every=1)
-    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
+    restore = interrupt(monkeypatch, BankAccumulator, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
     partial = tmp_path / 'r.safetensors.partial.safetensors'
@@ -122,7 +122,7 @@ def test_interrupted_run_resumes_to_the_same_bank(tmp_path, fake_folder, ckpt, m
         assert torch.allclose(resumed.var[lay], full.var[lay], atol=1e-6)
     assert torch.equal(resumed.counts, full.counts)
     # a partial left by one configuration is not silently mixed into another
-    restore = interrupt(monkeypatch, proto_api._State, 'update', lambda n, *a: n == 3)
+    restore = interrupt(monkeypatch, BankAccumulator, 'update', lambda n, *a: n == 3)
     with pytest.raises(KeyboardInterrupt):
         proto_api.compute_prototypes(cfg)
     restore()

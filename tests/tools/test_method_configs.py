@@ -47,16 +47,18 @@ def test_prototypes_then_all_three_methods_end_to_end(tools, tmp_path, tiny_over
     ov = dict(tiny_overrides, **{'tta.views.n_views': 8, 'tta.selection.ratio': 0.25, 'model.prompt_checkpoint': None,
                                  'prototypes.file': str(tmp_path / 'proto.safetensors'), 'prototypes.dtype': 'float32'})
     # a user config that swaps the proxy source set (ImageNet train -> the generated folder)
-    user_cfg = tmp_path / 'my_promptsync.py'
-    user_cfg.write_text(f"_base_ = ['{ROOT / 'configs/promptsync/vit_b16_imagenet_r.py'}']\n"
+    def user_cfg(method):  # the method's config with the proxy set swapped, as for the bank it reads
+        path = tmp_path / f'my_{method}.py'
+        path.write_text(f"_base_ = ['{ROOT / f'configs/{method}/vit_b16_imagenet_r.py'}']\n"
                         f"proxy_data = dict(dataset=dict(_delete_=True, type='ImageFolder', "
                         f"root='{tiny_overrides['data.dataset.root']}'), num_workers=0)\n")
-    bank = PrototypeBank.load(proto_tool.main([str(user_cfg), *options(ov)]))
+        return str(path)
+    bank = PrototypeBank.load(proto_tool.main([user_cfg('promptsync'), *options(ov)]))
     assert bank.num_classes == 4 and bank.layers == (0, 1)
     results = {}
     for method in ('maple_tpt', 'promptalign', 'promptsync'):
-        argv = [str(ROOT / f'configs/{method}/vit_b16_imagenet_r.py'), '--work-dir', str(tmp_path / method),
-                *options(ov), 'default_hooks.progress.disable=True']
+        argv = [user_cfg(method), '--work-dir', str(tmp_path / method), *options(ov),
+                'default_hooks.progress.disable=True']
         results[method] = test_tool.main(argv)
     for method, out in results.items():
         assert out['num_samples'] == 12, method

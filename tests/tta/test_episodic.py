@@ -38,10 +38,10 @@ class Capture(TTAHook):
         self.selections = 0
         self.grads = {}
 
-    def after_selection(self, ctx):
+    def after_selection(self, runner, ctx):
         self.selections += 1
 
-    def after_step(self, ctx):
+    def after_step(self, runner, ctx):
         learner = ctx.model.prompt_learner
         self.after_step_ctx.append(learner.snapshot())
         self.grads = {n: (p.grad is not None and float(p.grad.abs().sum()) > 0) for n, p in learner.named_parameters()}
@@ -139,7 +139,7 @@ def test_episodic_results_do_not_depend_on_history(backbone):
 
 def test_hook_can_change_the_selection(backbone):
     class OriginalOnly(TTAHook):
-        def after_selection(self, ctx):
+        def after_selection(self, runner, ctx):
             ctx.selected = torch.tensor([0])
     cap = Capture()
     tpt = make_tpt(backbone, hooks=[OriginalOnly(), cap])

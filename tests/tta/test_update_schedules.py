@@ -32,7 +32,7 @@ class StepLog(TTAHook):
     def __init__(self):
         self.phases, self.grads = [], []
 
-    def after_step(self, ctx):
+    def after_step(self, runner, ctx):
         self.phases.append(ctx.extra['phase'])
         learner = ctx.model.prompt_learner
         self.grads.append({n: p.grad is not None and float(p.grad.abs().sum()) > 0
@@ -43,10 +43,11 @@ class StepLog(TTAHook):
 def run(backbone, bank_file, fake_folder, update='joint', steps=1, losses=PROMPTSYNC_LOSSES):
     maple = MaPLe(backbone, n_ctx=2, depth=3, classnames=CLASSES)
     log = StepLog()
-    space = ImageFolder(str(fake_folder)).label_space
-    tta = EpisodicTTA(PromptedCLIP(backbone, maple), losses=losses, steps=steps, update=update,
+    model = PromptedCLIP(backbone, maple)
+    model.set_label_space(ImageFolder(str(fake_folder)).label_space)
+    tta = EpisodicTTA(model, losses=losses, steps=steps, update=update,
                       selection=dict(type='ConfidenceSelection', ratio=0.25), optimizer=dict(type='AdamW', lr=0.04),
-                      label_space=space, prototype_file=bank_file, hooks=HookList([log]))
+                      resources=dict(prototypes=bank_file), hooks=HookList([log]))
     init = maple.snapshot()
     g = torch.Generator().manual_seed(0)
     tta.process_sample(torch.randn(8, 3, 32, 32, generator=g), 0, 0)

@@ -14,7 +14,7 @@ images used and the unreadable ones (skipped, named, counted; not retried on res
 uninterrupted one — fix the files and pass ``--no-resume`` to include them).
 
 A bank at ``prototypes.file`` that was computed from another source is never overwritten silently: the run
-refuses (``--no-resume`` replaces it); one computed from this source is reused as it is.
+refuses (``--no-resume`` replaces it). Suites skip the job when the bank is current (:func:`bank_is_current`).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from promptsync import __version__
 from promptsync.datasets import ViewDataset
 from promptsync.datasets.view_dataset import collate_views
-from promptsync.errors import ConfigError, ProvenanceError
+from promptsync.errors import ConfigError, DataError, ProvenanceError
 from promptsync.hooks import Progress
 from promptsync.models import build_model
 from promptsync.prototypes import BankAccumulator
@@ -53,10 +53,6 @@ DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.
 
 def _config(cfg) -> dict:
     pcfg = dict(cfg.get('prototypes') or {})
-    if 'proxy_data' not in cfg or not pcfg.get('file'):
-        raise ConfigError('a prototypes job needs proxy_data=dict(dataset=...) and prototypes=dict(file=..., '
-                          'layers=...)', where='proxy_data / prototypes.file',
-                          fix='add them to the config (see configs/_base_/prototypes/)')
     if pcfg.get('token_stats', 'per_token') not in TOKEN_STATS:
         raise ConfigError(f"prototypes.token_stats='{pcfg['token_stats']}' is not one of {TOKEN_STATS}",
                           where='prototypes.token_stats')
@@ -87,28 +83,20 @@ class PrototypeLoop(BaseLoop):
         tag = f'.rank{r.rank}of{r.world_size}' if r.distributed else ''
         return out.with_name(f'{out.name}.partial{tag}.safetensors')
 
-    def _existing(self, out: Path, fp: str) -> bool:
-        """True when ``out`` is this source's bank already; refuses to overwrite another source's bank."""
-        if not out.exists():
-            return False
+    def _refuse_overwrite(self, out: Path, fp: str) -> None:
+        """A bank of another source at ``out`` is never replaced without ``--no-resume``."""
         got = bank_fingerprint(out)
-        if got == fp and self.runner.resume:
-            return True
-        if self.runner.resume:
-            raise ProvenanceError(f'{out} holds a prototype bank of another source (fingerprint {got}, this config '
-                                  f'{fp}); other configs may use it', where='prototypes.file',
+        if got is not None and got != fp and self.runner.resume:
+            raise ProvenanceError(f'{out} holds a prototype bank of another configuration (fingerprint {got}, this '
+                                  f'config {fp}); other configs may use it', where='prototypes.file',
                                   fix='set prototypes.file to a new path for this config, or pass --no-resume to '
                                       'replace it')
-        return False
 
     def run(self) -> Path:
         runner, cfg = self.runner, self.runner.cfg
         pcfg = _config(cfg)
         out = Path(pcfg['file'])
         fp, files = fingerprint_and_files(cfg, 'prototypes')
-        if self._existing(out, fp):
-            logger.info('%s is up to date (fingerprint %s): nothing to compute', out, fp)
-            return out
         token_stats, per_class = pcfg.get('token_stats', 'per_token'), bool(pcfg.get('per_class', True))
         layers = tuple(int(x) for x in pcfg.get('layers', (0, 1)))
         data_cfg = dict(cfg.proxy_data)
@@ -127,13 +115,14 @@ class PrototypeLoop(BaseLoop):
             tensors, meta = read_safetensors(partial, 'partial prototype state', fix=f'delete {partial}')
             if runner.resume and meta.get('fingerprint') == fp:
                 state.load(tensors)
-                done, skipped = int(meta['processed']), json.loads(meta.get('skipped', '[]'))
+                done, skipped = int(meta['processed']), json.loads(meta.get('skipped_records', '[]'))
                 runner.ledger.add(skipped, 'proxy')
                 logger.info('resuming prototypes from %s: %d of %d images done (%d of them unreadable, not retried)',
                             partial, done, len(mine), len(skipped))
             elif runner.resume:
                 raise ProvenanceError(f'{partial} belongs to another configuration', where=str(partial),
                                       fix='delete it or pass --no-resume')
+        self._refuse_overwrite(out, fp)
         loader = DataLoader(ViewDataset(dataset, views, int(pcfg.get('seed') or 0), mine[done:], skip_unreadable=True),
                             batch_size=bs, shuffle=False, num_workers=int(data_cfg.get('num_workers', 0)),
                             collate_fn=collate_views)
@@ -159,18 +148,20 @@ class PrototypeLoop(BaseLoop):
                 progress.advance(n + len(batch['skipped']), **({'skipped': len(skipped)} if skipped else {}))
                 runner.hooks.call('after_test_iter', batch_idx=step - 1, data_batch=batch, outputs=None)
                 if step % save_every == 0 and not state.empty:
-                    _save_atomic(state.tensors(), partial, dict(fingerprint=fp, processed=str(done),
-                                                                skipped=json.dumps(skipped)))
+                    _save_atomic(state.tensors(), partial, dict(
+                        fingerprint=fp, processed=str(done), skipped=str(len(skipped)),
+                        skipped_paths=json.dumps([r['path'] for r in skipped[:10]]),
+                        skipped_records=json.dumps(skipped)))
         runner.hooks.call('after_test_epoch', metrics=None)
         if runner.distributed:
             self._merge(state)
             skipped = [r for part in dist.all_gather_object(skipped) for r in part]
         if state.empty or int(state.visual_count.sum()) == 0:
             if skipped:
-                raise ConfigError(f'none of the {len(skipped)} proxy images could be read (first: '
-                                  f"{skipped[0]['path']})", where='proxy_data.dataset.root',
-                                  fix='check proxy_data.dataset.root and the files')
-            raise ConfigError('no image was processed: the proxy dataset is empty', where='proxy_data.dataset')
+                raise DataError(f'none of the {len(skipped)} proxy images could be read (first: '
+                                f"{skipped[0]['path']})", where='proxy_data.dataset.root',
+                                fix='check proxy_data.dataset.root and the files')
+            raise DataError('no image was processed: the proxy dataset is empty', where='proxy_data.dataset')
         if runner.rank == 0:
             self._write(state, dataset, model, pcfg, fp, files, out, skipped, time.time() - started, per_class)
         dist.barrier()

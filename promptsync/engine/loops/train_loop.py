@@ -88,11 +88,6 @@ class PromptTrainLoop(BaseLoop):
 
     def run(self) -> TrainResult:
         runner, cfg = self.runner, self.runner.cfg
-        missing = [k for k in ('model', 'train_data', 'trainer') if not cfg.get(k)]
-        if missing or not (cfg.get('train_data') or {}).get('dataset'):
-            raise ConfigError("a training config needs model, train_data=dict(dataset=..., num_shots=...), "
-                              "trainer=dict(type='PromptTrainer', ...) and work_dir (tools/train.py sets it); "
-                              f"missing: {missing or ['train_data.dataset']}")
         work_dir, main = Path(runner.work_dir), runner.rank == 0
         fp, files = fingerprint_and_files(cfg, 'train')
         batch_size = _batch_size(cfg)

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from tabulate import tabulate
 
 from promptsync.datasets.view_dataset import SKIPPED_LISTED
-from promptsync.errors import ConfigError, ProvenanceError
+from promptsync.errors import ConfigError, DataError, ProvenanceError
 from promptsync.evaluation import PredictionTable, compute_metrics, read_records
 from promptsync.registry import METRICS
 from promptsync.utils.logging import get_logger
@@ -53,8 +53,8 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
                               f'(first: {sorted(missing)[:5]}); the shards are incomplete', where=str(work_dir),
                               fix='re-run the same command: it resumes and fills them in')
     if not records:
-        raise ConfigError(f'none of the {len(wanted)} selected images could be read (listed in '
-                          f'{work_dir / SKIPPED})', where='data.dataset', fix='check the data root and files')
+        raise DataError(f'none of the {len(wanted)} selected images could be read (listed in {work_dir / SKIPPED})',
+                        where='data.dataset', fix='check the data root and files')
     values = compute_metrics(metrics, PredictionTable.from_records(records))
     failed = [r['index'] for r in records if r.get('nonfinite')]
     if failed:

@@ -1,0 +1,3 @@
+model = dict()
+prototypes = dict(file='x')
+work_dir = 'x.work'
