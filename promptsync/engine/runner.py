@@ -33,10 +33,11 @@ from typing import Any
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
 
 from promptsync import __version__
 from promptsync.datasets.unreadable import UnreadableLedger
-from promptsync.errors import ConfigError, PromptsyncError
+from promptsync.errors import ConfigError, DistributedError, PromptsyncError
 from promptsync.hooks import HookList
 from promptsync.registry import LOOPS, RUNNERS, SCOPE, register_all_modules
 from promptsync.utils.logging import close_run_logger, open_run_logger
@@ -45,6 +46,7 @@ from promptsync.utils.seeding import seed_everything
 from . import dist
 from .config_check import check_config
 from .lock import WorkDirLock
+from .provenance import fingerprint_and_files
 from .resources import list_resources, require_resources
 from .shards import parse_shard, shard_dir
 
@@ -61,6 +63,17 @@ REQUIRED = dict(
                 'proxy_data=dict(dataset=...) and prototypes=dict(file=..., layers=...) (see configs/_base_/prototypes/)'),
     pretrain=(('model_name', 'data', 'train', 'output'), 'a pretraining config needs model_name, data, train and '
               'output (see configs/pretrain/)'))
+
+
+PEER_FAILED = ('stopped: another rank failed (its error is above and in log.txt); nothing was merged, and re-running '
+               'the same command resumes from what every rank had written')
+
+
+def _peer_failed(err: BaseException) -> bool:
+    """A collective that broke because another process died (gloo / NCCL wording)."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(k in text for k in (
+        'Connection closed by peer', 'remote worker', 'Connection reset by peer', 'NCCL communicator was aborted'))
 
 
 def _missing_sections(cfg: Config, job: str) -> list[str]:
@@ -153,9 +166,20 @@ class Runner:
         return self.run('pretrain')
 
     def check(self, job: str = 'test') -> list:
-        """The config check and the list of outside resources, without running or writing anything."""
+        """The config check and the list of outside resources (a prototype bank also against the config's source),
+        without running or writing anything."""
+        from .loops.prototype_loop import bank_fingerprint  # (loops import the runner's helpers)
+        from .provenance import fingerprint
         self._prepare(job)
-        return list_resources(self.cfg, job)
+        items = list_resources(self.cfg, job)
+        for item in items:
+            if item.what == 'prototype bank' and item.status == 'found' and item.key == 'prototypes.file':
+                got, want = bank_fingerprint(item.value), fingerprint(self.cfg, 'prototypes')
+                if got != want and (self.cfg.get('prototypes') or {}).get('verify', True) is not False:
+                    item.status = 'missing'
+                    item.fix = (f'the bank was computed from another source ({got}, this config {want}): '
+                                f'python tools/compute_prototypes.py {self.cfg.filename} (same --cfg-options)')
+        return items
 
     # ------------------------------------------------------------------ properties the loops read
     @property
@@ -184,6 +208,9 @@ class Runner:
             raise ConfigError(f"unknown job '{job}'", fix=f'jobs: {sorted(JOB_LOOPS)}')
         register_all_modules(init_default_scope=False)
         init_default_scope(self.cfg.get('default_scope') or SCOPE)
+        imports = self.cfg.get('custom_imports')
+        if imports:  # Config.fromfile imports a file's own; these may come from --cfg-options or code
+            import_modules_from_strings(**dict(imports))
         missing = _missing_sections(self.cfg, job)
         if missing:
             raise ConfigError(f'{REQUIRED[job][1]}; missing: {missing}', where=str(self.cfg.filename or 'the config'))
@@ -233,6 +260,8 @@ class Runner:
                              self.work_dir, f' (rank {self.rank} of {self.world_size})' if self.distributed else '')
             seed_everything(self.seed)
             self.resources = require_resources(self.cfg, self.job)
+            # what this job's results depend on: the config and the contents of every file it names
+            self.fingerprint, self.files = fingerprint_and_files(self.cfg, self.job)
             self.ledger = UnreadableLedger()
             hooks_cfg = dict(DEFAULT_HOOKS, **dict(self.cfg.get('default_hooks') or {}))
             self.hooks = HookList([h for h in hooks_cfg.values() if h] + list(self.cfg.get('custom_hooks') or [])
@@ -240,6 +269,8 @@ class Runner:
             yield
         except BaseException as err:
             self._log_error(err)
+            if self.distributed and _peer_failed(err):
+                raise DistributedError(PEER_FAILED, where=f'rank {self.rank}') from err
             raise
         finally:
             if lock is not None:
@@ -253,6 +284,8 @@ class Runner:
             return
         where = f'rank {self.rank}: ' if self.distributed else ''
         text = err.message if isinstance(err, PromptsyncError) else f'{type(err).__name__}: {err}'
+        if self.distributed and _peer_failed(err):
+            text = PEER_FAILED
         self.logger.error('%s%s', where, text)
         lines = ''.join(traceback.format_exception(type(err), err, err.__traceback__))
         if self.rank != 0:  # only rank 0's logger writes the file: the other ranks' errors are added here

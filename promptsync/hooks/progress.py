@@ -49,7 +49,7 @@ class ProgressBarHook(Hook):
         self._close(mode)
         self.bars[mode] = tqdm(total=progress.total, initial=progress.done, desc=progress.desc, unit=progress.unit,
                                disable=self.disable or not is_main_process(), file=sys.stderr, dynamic_ncols=True,
-                               leave=mode != 'val')
+                               leave=mode != 'val', mininterval=0.1 if sys.stderr.isatty() else 5.0)
 
     def _update(self, runner, mode: str) -> None:
         bar = self.bars.get(mode)

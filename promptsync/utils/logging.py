@@ -22,7 +22,6 @@ _std.addHandler(logging.NullHandler())  # no 'lastResort' echo when nobody liste
 _std.propagate = False
 _active: list[MMLogger] = []
 _counter = itertools.count()
-_default: MMLogger | None = None
 
 
 class _Forward(logging.Handler):
@@ -47,12 +46,12 @@ def _new_logger(log_file: str | None, level: str | int) -> MMLogger:
 
 def current_logger() -> MMLogger:
     """The run's logger, or the stderr-only package logger outside a run."""
-    global _default
-    if _active:
-        return _active[-1]
-    if _default is None:
-        _default = _new_logger(None, 'INFO')
-    return _default
+    return _active[-1] if _active else _default
+
+
+#: created at import, so that mmengine's own messages (``print_log(logger='current')``, e.g. while a config is read)
+#: go to stderr through it rather than to a stdout logger mmengine would create
+_default = _new_logger(None, 'INFO')
 
 
 def open_run_logger(log_file: str | None, level: str | int = 'INFO') -> MMLogger:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
+
+from promptsync.errors import CorruptFileError
+
+from .files import read_safetensors
 
 
 def flatten_optimizer(state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -55,9 +58,13 @@ def save_state(path: str | Path, tensors: Mapping[str, torch.Tensor], document: 
 
 
 def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    with safe_open(str(path), framework='pt') as fh:
-        document = json.loads((fh.metadata() or {})['state'])
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    fix = f'delete {path} (the run starts over), or use --no-resume'
+    tensors, meta = read_safetensors(path, 'training resume state', fix)
+    try:
+        document = json.loads(meta['state'])
+    except (KeyError, ValueError) as err:
+        raise CorruptFileError(f'{path} is not a resume state (no readable state document: {err})', where=str(path),
+                               fix=fix) from err
     return tensors, document
 
 

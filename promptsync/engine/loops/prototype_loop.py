@@ -96,7 +96,7 @@ class PrototypeLoop(BaseLoop):
         runner, cfg = self.runner, self.runner.cfg
         pcfg = _config(cfg)
         out = Path(pcfg['file'])
-        fp, files = fingerprint_and_files(cfg, 'prototypes')
+        fp, files = runner.fingerprint, runner.files
         token_stats, per_class = pcfg.get('token_stats', 'per_token'), bool(pcfg.get('per_class', True))
         layers = tuple(int(x) for x in pcfg.get('layers', (0, 1)))
         data_cfg = dict(cfg.proxy_data)

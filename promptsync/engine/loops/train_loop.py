@@ -35,7 +35,6 @@ from promptsync.utils.seeding import seed_everything
 from promptsync.utils.state_file import load_state, save_state
 
 from .. import dist
-from ..provenance import fingerprint_and_files
 from ..shards import select_indices, write_json
 
 logger = get_logger('train')
@@ -89,7 +88,7 @@ class PromptTrainLoop(BaseLoop):
     def run(self) -> TrainResult:
         runner, cfg = self.runner, self.runner.cfg
         work_dir, main = Path(runner.work_dir), runner.rank == 0
-        fp, files = fingerprint_and_files(cfg, 'train')
+        fp, files = runner.fingerprint, runner.files
         batch_size = _batch_size(cfg)
         previous = self._previous_state(fp)
         train_cfg = dict(cfg.train_data)

@@ -33,7 +33,6 @@ from promptsync.utils.logging import get_logger
 
 from .. import dist
 from ..lock import WorkDirLock
-from ..provenance import fingerprint_and_files
 from ..shards import (PREDICTIONS, SHARD_FILE, SHARDS_DIR, SKIPPED, check_shards, clean_tails, merge_into, read_shard_file,
                       shard_dir, shard_indices, write_json)
 from .evaluation import build_evaluation, check_bank, class_table, run_resources
@@ -50,7 +49,7 @@ class TTALoop(BaseLoop):
     # ------------------------------------------------------------------ preparation
     def _prepare(self) -> None:
         runner, cfg = self.runner, self.runner.cfg
-        self.fingerprint, self.files = fingerprint_and_files(cfg, 'test')
+        self.fingerprint, self.files = runner.fingerprint, runner.files
         self.method_resources = run_resources(cfg)
         bank = self.method_resources.get('prototypes')
         self.bank = check_bank(cfg, bank) if bank else None

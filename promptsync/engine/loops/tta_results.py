@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from mmengine.config import Config
@@ -98,6 +99,7 @@ def merge_complete_shards(work_dir: str | Path) -> dict:
         raise ProvenanceError(f'{len(unfinished)} of {n} shards have not finished: {unfinished}; nothing was merged',
                               where=str(work_dir / 'shards'), fix='run (or re-run, it resumes) those shards first')
     cfg = Config.fromfile(str(dirs[0] / 'config.py'))
+    shutil.copyfile(dirs[0] / 'config.py', work_dir / 'config.py')  # the shards' (identical) resolved config
     metrics = [METRICS.build(dict(m)) for m in cfg.get('metrics') or DEFAULT_METRICS]
     wanted = {i for s in states for i in s['indices']}
     merge_into(work_dir, dirs)
