@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('config', help='method config file, e.g. configs/tpt/vit_b16_imagenet_r.py')
     p.add_argument('--grid', nargs='+', action='extend', type=_argtype(parse_grid_arg), default=[],
                    metavar='KEY=V1,V2', help='a swept config key and its values (repeatable; values in brackets '
-                                             'are one list/tuple value, e.g. data.shard=[0,2],[1,2])')
+                                             'are one list/tuple value, e.g. tta.views.crop_scale=[0.3,1],[0.5,1])')
     p.add_argument('--seeds', type=_argtype(parse_seeds), help='run every cell with each seed, e.g. 0,1,2')
     add_cfg_options(p, 'data.dataset.root=/data')
     p.add_argument('--work-dir', help='output folder (default: work_dirs/ablate/<config name>)')

@@ -215,6 +215,8 @@ class Runner:
         if missing:
             raise ConfigError(f'{REQUIRED[job][1]}; missing: {missing}', where=str(self.cfg.filename or 'the config'))
         check_config(self.cfg, job)
+        if self.shard_arg is None and job == 'test':  # data.shard in the config is the same as --shard
+            self.shard_arg = parse_shard((self.cfg.get('data') or {}).get('shard'))
         if self.shard_arg is not None and job != 'test':
             raise ConfigError('--shard splits the samples of a test run only', where='--shard',
                               fix='use torchrun with --launcher pytorch for prototypes and training')

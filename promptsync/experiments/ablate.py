@@ -102,6 +102,9 @@ def check_key(tree: Mapping, key: str, allow_new: bool = False) -> None:
     """Raise :class:`AblationError` unless ``key`` exists in ``tree`` (or may be new, see ``allow_new``)."""
     if key in RESERVED_KEYS:
         raise AblationError(f"'{key}' cannot be swept: the ablation sets it for every run")
+    if key == 'data.shard':
+        raise AblationError("'data.shard' cannot be swept: a shard is one part of a run, not a run (split a run with "
+                            'tools/test.py --shard I/N or torchrun)')
     parts, node = key.split('.'), tree
     for i, part in enumerate(parts):
         here, last = '.'.join(parts[:i]) or 'the top level', i == len(parts) - 1
