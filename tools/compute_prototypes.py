@@ -8,8 +8,8 @@ Streams ``proxy_data.dataset`` (ImageNet train for the real suite) through the c
 encoder and writes ``prototypes.file``: per layer in ``prototypes.layers`` the per-class token mean and variance,
 the class counts and per-class visual prototypes, with metadata (its fingerprint and source, backbone, prompt
 checkpoint hash, layers, dataset, counts) that test runs check. An interrupted run resumes from
-``<file>.partial.safetensors``; a bank of this source already at the path is reused, one of another source is
-never overwritten unless --no-resume. The log and run.json go to the work dir (default ``<file stem>.work/``).
+``<file>.partial.safetensors``; a bank of another source at the path is never overwritten unless --no-resume (suites
+skip the job when the bank is current). The log and run.json go to the work dir (default ``<file stem>.work/``).
 """
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from mmengine.config import Config
 
 from promptsync.utils.hashing import file_sha256
 
-#: keys that never change what any job computes
-RUNTIME_KEYS = ('work_dir', 'log_level', 'custom_hooks', 'default_hooks', 'default_scope', 'run_name', 'env_cfg',
-                'suite', 'ablation')
+#: keys that never change what any job computes (``custom_hooks`` may — a hook can replace the selection — so they
+#: are in; ``default_hooks`` only draw progress)
+RUNTIME_KEYS = ('work_dir', 'log_level', 'default_hooks', 'default_scope', 'run_name', 'env_cfg', 'suite', 'ablation')
 #: per job: further keys left out of its fingerprint (dotted; list indices allowed)
 JOB_RUNTIME_KEYS = {
     # the prototype bank enters through its content hash (prototypes.file), not through how it was made
@@ -36,9 +36,9 @@ JOB_RUNTIME_KEYS = {
     'pretrain': ('data.workers', 'device'),
 }
 #: the prototype job's fingerprint keeps only these (what the bank's numbers depend on)
-PROTOTYPE_KEYS = ('model', 'custom_imports', 'proxy_data.dataset', 'proxy_data.max_samples', 'prototypes.layers',
-                  'prototypes.per_class', 'prototypes.token_stats', 'prototypes.views', 'prototypes.dtype',
-                  'prototypes.seed')
+PROTOTYPE_KEYS = ('model', 'custom_imports', 'proxy_data.dataset', 'proxy_data.max_samples',
+                  'proxy_data.subset_seed', 'prototypes.layers', 'prototypes.per_class', 'prototypes.token_stats',
+                  'prototypes.views', 'prototypes.dtype', 'prototypes.seed')
 
 def _is_file(value: Any) -> bool:
     if not isinstance(value, str) or not value or len(value) > 4096 or '\n' in value:
@@ -82,6 +82,14 @@ def _keep(tree: dict, keys: Iterable[str]) -> dict:
     return out
 
 
+def _prototype_tree(tree: dict) -> dict:
+    """What a bank's numbers depend on; the run seed too when the prompts start random (no prompt checkpoint)."""
+    kept = _keep(tree, PROTOTYPE_KEYS)
+    if not (tree.get('model') or {}).get('prompt_checkpoint'):
+        kept['seed'] = tree.get('seed', 0)
+    return kept
+
+
 def _hash_files(node: Any, prefix: str, files: dict[str, dict]) -> Any:
     """``node`` with every existing-file string replaced by its content hash; ``files`` collects them."""
     if isinstance(node, dict):
@@ -112,7 +120,7 @@ def fingerprint_and_files(cfg: Config | Mapping, job: str = 'test') -> tuple[str
     (recorded in ``run.json``)."""
     tree = config_tree(cfg)
     if job == 'prototypes':
-        tree = _keep(tree, PROTOTYPE_KEYS)
+        tree = _prototype_tree(tree)
     else:
         for key in RUNTIME_KEYS + JOB_RUNTIME_KEYS.get(job, ()):
             _drop(tree, key)
@@ -125,7 +133,7 @@ def fingerprint_and_files(cfg: Config | Mapping, job: str = 'test') -> tuple[str
 def source_summary(cfg: Config | Mapping, job: str = 'prototypes') -> dict:
     """The part of the config a job's fingerprint covers, with files as hashes (to show what differs)."""
     tree = config_tree(cfg)
-    tree = _keep(tree, PROTOTYPE_KEYS) if job == 'prototypes' else tree
+    tree = _prototype_tree(tree) if job == 'prototypes' else tree
     return _hash_files(tree, '', {})
 
 

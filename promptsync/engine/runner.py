@@ -230,6 +230,9 @@ class Runner:
         initialised = dist.init_distributed(self.launcher, env.get('backend'), env.get('timeout'))
         try:
             self.rank, self.world_size = dist.rank_and_world()
+            if self.distributed and self.shard_arg is not None:
+                raise ConfigError('a launcher splits the samples by rank: --shard / data.shard cannot be combined '
+                                  'with it', where='--shard / data.shard', fix='drop one of the two')
             self.device = resolve_device(self.cfg.get('device', 'auto'))
             if self.distributed and self.device.type == 'cuda':
                 torch.cuda.set_device(self.device)
@@ -295,7 +298,8 @@ class Runner:
         try:
             with open(self.work_dir / 'log.txt', 'a') as fh:
                 fh.write(lines)
-        except OSError:
+            err.promptsync_log = str(self.work_dir / 'log.txt')  # the tools point at it
+        except (OSError, AttributeError):
             pass
 
     # ------------------------------------------------------------------ what every job records

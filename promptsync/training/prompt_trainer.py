@@ -138,8 +138,8 @@ class PromptTrainer:
             raise NonFiniteError(f'the training loss became non-finite ({float(loss.detach()):.4g} here) {where}',
                                  where='the prompt learner is left at the last finished epoch; nothing was saved '
                                        'from this step',
-                                 fix='lower trainer.optimizer.lr, use model.backbone.precision=fp32 (fp16 '
-                                     'overflows), and resume (the last finished epoch is kept)')
+                                 fix='lower trainer.optimizer.lr or use model.backbone.precision=fp32 (fp16 '
+                                     'overflows); a changed config starts in a new --work-dir or with --no-resume')
 
     def _backward_and_step(self, loss: torch.Tensor | None) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ Anything else is kept as the string exactly as written, spaces included:
 ViT-B-16, /data/my images, and also 1e-3 0 (which a key holding a number refuses).
 A key holding a number refuses a string, a key holding True/False refuses all but True/False/None.
 Quote for the shell every item with spaces, brackets or quotes:
-"data.dataset.root=/data/my images" "custom_hooks=[dict(type='ProgressHook', disable=True)]".
+"data.dataset.root=/data/my images" "custom_hooks=[dict(type='ProgressBarHook', disable=True)]".
 An empty value is an error: write key=None, or "key=''" for an empty string.
 A key given twice: the last value wins.
 """

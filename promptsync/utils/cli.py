@@ -94,7 +94,8 @@ def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = No
             traceback.print_exc()
         text = err.message if isinstance(err, PromptsyncError) else f'{type(err).__name__}: {err}'
         print(f'error: {text}', file=sys.stderr)
+        log = getattr(err, 'promptsync_log', None)
         if not debug:
-            print('(run with --debug for the traceback; the run\'s log.txt has it too)', file=sys.stderr)
+            print('(run with --debug for the traceback' + (f'; it is also in {log})' if log else ')'), file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
     return out if isinstance(out, int) else 0

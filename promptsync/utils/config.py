@@ -46,5 +46,12 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
     if cfg_options:
         options = flatten_options(cfg_options)
         check_types(cfg.to_dict(), options)
-        cfg.merge_from_dict(options)
+        try:
+            cfg.merge_from_dict(options)
+        except (TypeError, KeyError, ValueError, AttributeError) as err:
+            raise ConfigError(f'--cfg-options cannot be merged into {path}: {type(err).__name__}: {err}',
+                              where=', '.join(options),
+                              fix='a dict cannot be merged into a value of another type; replace the whole value '
+                                  "with _delete_=True, e.g. \"tta.update=dict(_delete_=True, type='joint')\", or "
+                                  'set the inner key') from err
     return cfg

@@ -20,20 +20,22 @@ from ..tools.helpers import ROOT
 
 TPT = str(ROOT / 'configs/tpt/vit_b16_imagenet_r.py')
 CRASH_HOOK = '''
+import os
+
 from promptsync.hooks import Hook
 from promptsync.registry import HOOKS
 
 
 @HOOKS.register_module()
 class CrashOnRankOne(Hook):
-    """Rank 1 fails at its second batch (a stand-in for a crashed GPU or a killed process)."""
+    """While ``armed`` exists, rank 1 fails at its second batch (a crashed GPU, a killed process)."""
 
-    def __init__(self):
-        self.n = 0
+    def __init__(self, armed):
+        self.armed, self.n = armed, 0
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.n += 1
-        if runner.rank == 1 and self.n == 2:
+        if runner.rank == 1 and self.n == 2 and os.path.exists(self.armed):
             raise RuntimeError('simulated failure on rank 1')
 '''
 
@@ -91,16 +93,19 @@ def test_two_processes_predict_exactly_what_one_does(env):
 
 
 def test_a_dead_rank_stops_the_run_nothing_is_merged_and_it_resumes(env):
-    work = env['root'] / 'crash'
-    crash = launch(env, 'test', TPT, '--work-dir', str(work), '--cfg-options', *env['tpt'],
-                   "custom_hooks=[dict(type='CrashOnRankOne')]", procs=2, check=False)
+    work, armed = env['root'] / 'crash', env['root'] / 'armed'
+    armed.mkdir()  # a folder: a file named in the config would enter the fingerprint by its content
+    hook = f"custom_hooks=[dict(type='CrashOnRankOne', armed='{armed}')]"  # the same config both times
+    crash = launch(env, 'test', TPT, '--work-dir', str(work), '--cfg-options', *env['tpt'], hook, procs=2,
+                   check=False)
     assert crash.returncode != 0
     assert 'simulated failure on rank 1' in crash.stderr and 'another rank failed' in crash.stderr
     assert 'simulated failure on rank 1' in (work / 'log.txt').read_text()  # any rank's error is in the one log
     assert not (work / 'metrics.json').exists() and not (work / 'predictions.jsonl').exists()
     done = sum(len(read_records(d / 'predictions.jsonl')) for d in (work / 'shards').iterdir())
     assert 0 < done < 12
-    again = launch(env, 'test', TPT, '--work-dir', str(work), '--cfg-options', *env['tpt'], procs=2)
+    armed.rmdir()
+    again = launch(env, 'test', TPT, '--work-dir', str(work), '--cfg-options', *env['tpt'], hook, procs=2)
     assert f'folded {done} predictions' in again.stderr
     one = env['root'] / 'one'
     if not one.exists():

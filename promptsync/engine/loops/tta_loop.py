@@ -205,7 +205,7 @@ class TTALoop(BaseLoop):
         if self.out_dir != self.work_dir:
             write_json(self.out_dir / SHARD_FILE, dict(fingerprint=self.fingerprint, selection=self.selection,
                                                        shard=list(self.shard), done=True, info=self.info,
-                                                       indices=self.mine, **mine))
+                                                       indices=self.mine, run=self._run_json('shard done'), **mine))
         if runner.distributed:
             parts = dist.all_gather_object(mine)
             dist.barrier()
@@ -237,7 +237,8 @@ class TTALoop(BaseLoop):
             logger.info('all shards done; another process holds %s and merges them', self.work_dir)
             return own
         try:
-            return dict(merge_complete_shards(self.work_dir), device=str(self.runner.device))
+            return dict(merge_complete_shards(self.work_dir, merged_by=f'shard {self.shard[0]}/{n} (the last to finish)'),
+                        device=str(self.runner.device))
         finally:
             lock.release()
 

@@ -78,8 +78,9 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
     return out
 
 
-def merge_complete_shards(work_dir: str | Path) -> dict:
-    """Merge the finished ``--shard`` jobs of ``work_dir`` into its top-level files (``tools/merge_shards.py``)."""
+def merge_complete_shards(work_dir: str | Path, merged_by: str = 'tools/merge_shards.py') -> dict:
+    """Merge the finished ``--shard`` jobs of ``work_dir`` into its top-level files (``tools/merge_shards.py``, or
+    the last shard to finish)."""
     work_dir = Path(work_dir)
     dirs = shard_dirs(work_dir)
     states = [read_shard_file(d) for d in dirs]
@@ -104,9 +105,11 @@ def merge_complete_shards(work_dir: str | Path) -> dict:
     wanted = {i for s in states for i in s['indices']}
     merge_into(work_dir, dirs)
     combined = combine_parts(states)
-    run_json = dict(states[0]['info'], status='done', merged_by='tools/merge_shards.py', selection=states[0]['selection'],
-                    timing=combined['timing'], num_new=combined['num_new'], num_resumed=combined['num_resumed'],
-                    shards=[dict(shard=s['shard'], timing=s['timing']) for s in states])
+    run_json = dict(states[0].get('run') or states[0]['info'], status='done', merged_by=merged_by,
+                    selection=states[0]['selection'], timing=combined['timing'], num_new=combined['num_new'],
+                    num_resumed=combined['num_resumed'],
+                    shards=[dict(shard=s['shard'], timing=s['timing'], command=(s.get('run') or {}).get('command'),
+                                 device=(s.get('run') or {}).get('device')) for s in states])
     out = finalize(work_dir, wanted, metrics, states[0]['info'], states, run_json)
     return dict(out, **combined)
 
