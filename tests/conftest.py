@@ -1,3 +1,4 @@
+import logging
 import os
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # never try the network from tests
@@ -50,3 +51,19 @@ def interrupt(monkeypatch, owner, name, when):
         return original(self, *args)
     monkeypatch.setattr(owner, name, patched)
     return lambda: monkeypatch.setattr(owner, name, original)
+
+
+@pytest.fixture
+def warnings_logged():
+    """Warnings reaching the standard-library ``promptsync`` logger (where the package's records are handed; it does
+    not propagate to the root logger, where ``caplog`` listens)."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger('promptsync')
+    level = logger.level
+    logger.setLevel(min(level or logging.WARNING, logging.WARNING))
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -1,5 +1,4 @@
 """ImageFolder cannot be silently wrong: hidden entries, empty class folders, class names out of order."""
-import logging
 import random
 from pathlib import Path
 
@@ -15,18 +14,6 @@ CLASSES = ['ant', 'bee', 'golden_retriever']
 
 def relative(ds):
     return [(str(Path(d.path).relative_to(ds.root)), d.label) for d in ds.samples]
-
-
-@pytest.fixture
-def warnings_logged():
-    """Warnings reaching the standard-library ``promptsync`` logger (caplog may not see them)."""
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger('promptsync')
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def test_hidden_folders_and_files_are_ignored(tmp_path):

@@ -3,7 +3,6 @@
 Expectations are independent of the dataset code: hard-coded ImageNet lines, TPT's ImageNet-A mask (tested
 against the shipped file in test_datasets.py) and the folder each fake image was written to.
 """
-import logging
 import random
 from collections import Counter
 from pathlib import Path
@@ -34,17 +33,6 @@ def test_hard_coded_classes_match_the_shipped_file():
     for idx, wnid, name in (TENCH, GOLDFISH, STINGRAY, BRAMBLING, GOLDFINCH, ACORN, TOILET_PAPER):
         assert rows[idx] == (wnid, name)
     assert A_MASK[0] == STINGRAY[0] and A_MASK[1] == GOLDFINCH[0] and A_MASK[199] == ACORN[0]
-
-
-@pytest.fixture
-def warnings_logged():
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger('promptsync.datasets')
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def label_counts(ds):

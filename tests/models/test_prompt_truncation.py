@@ -1,5 +1,4 @@
 """Class prompts cut at the text encoder's context length (16 tokens for the tiny CLIP) are reported."""
-import logging
 
 import pytest
 
@@ -12,22 +11,6 @@ LONG = 'the big striped and spotted fluffy old domestic house pet'  # 10 tokens:
 LEARNERS = {'TemplatePrompts': lambda bb, names: TemplatePrompts(bb, 'single', names),
             'CoOp': lambda bb, names: CoOp(bb, classnames=names),
             'MaPLe': lambda bb, names: MaPLe(bb, classnames=names)}
-
-
-@pytest.fixture
-def warnings_logged():
-    """Warnings reaching the standard-library ``promptsync`` logger, caught there directly: it may not propagate
-    to the root logger, where ``caplog`` listens."""
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger('promptsync')
-    level = logger.level
-    logger.setLevel(min(level or logging.WARNING, logging.WARNING))
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 @pytest.fixture(params=sorted(LEARNERS))
