@@ -41,13 +41,13 @@ __all__ = [
     'BACKBONES', 'PROMPT_LEARNERS', 'TTA_METHODS', 'HOOKS', 'TTA_HOOKS', 'LOSSES', 'TRAINERS', 'DATASETS',
     'TRANSFORMS', 'METRICS', 'VIEW_SELECTORS', 'OPTIMIZERS', 'RESET_POLICIES', 'UPDATE_SCHEDULES', 'LOOPS',
     'RUNNERS', 'PARAM_SCHEDULERS', 'ALL_REGISTRIES', 'MMENGINE_BACKED', 'SCOPE', 'close_matches', 'registries_of',
-    'register_all_modules', 'module_arguments',
+    'register_all_modules', 'module_arguments', 'registered_names',
 ]
 
 SCOPE = 'promptsync'
 
 
-def _names(registry: Registry) -> list[str]:
+def registered_names(registry: Registry) -> list[str]:
     """Names a registry can build: its own and its ancestors' (mmengine's torch optimizers, loops, hooks)."""
     registry.import_from_location()
     names, node = set(), registry
@@ -59,7 +59,7 @@ def _names(registry: Registry) -> list[str]:
 
 def close_matches(name: str, registry: Registry, n: int = 5, candidates: list[str] | None = None) -> list[str]:
     """Registered names (or ``candidates``) closest to ``name`` (case-insensitive), best first."""
-    names = candidates if candidates is not None else _names(registry)
+    names = candidates if candidates is not None else registered_names(registry)
     lowered = {k.lower(): k for k in names}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
     # substring hits catch e.g. 'Entropy' -> 'MarginalEntropyLoss'
@@ -68,7 +68,16 @@ def close_matches(name: str, registry: Registry, n: int = 5, candidates: list[st
 
 
 def module_arguments(obj: Any) -> tuple[list[str], bool]:
-    """``(argument names, accepts **kwargs)`` of a class's constructor or a function."""
+    """``(argument names, accepts **kwargs)`` of a class's constructor or a function.
+
+    A class that defines no constructor of its own below ``object`` / ``torch.nn.Module`` takes no arguments
+    (their ``*args, **kwargs`` would otherwise accept any key).
+    """
+    if inspect.isclass(obj):
+        import torch.nn as nn
+        owner = next((k for k in obj.__mro__ if '__init__' in vars(k)), object)
+        if owner in (object, nn.Module):
+            return [], False
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         params = inspect.signature(target).parameters.values()
@@ -106,11 +115,13 @@ def _build_with_suggestions(cfg: Any, registry: Registry, default_args: Any = No
         raise ConfigError(
             f"'{obj_type}' is not in the promptsync '{registry.name}' registry",
             fix=(f"Did you mean: {', '.join(sugg)}? " if sugg else '') +
-                f"Registered: {', '.join(_names(registry)) or '(none)'}. If it is your own module, list it in the "
+                f"Registered: {', '.join(registered_names(registry)) or '(none)'}. If it is your own module, list it in the "
                 "config's custom_imports=dict(imports=['your.module']).")
     try:
         return build_from_cfg(cfg, registry, default_args)
     except TypeError as err:
+        if isinstance(err, ConfigError):  # a module built inside this one already said what is wrong
+            raise
         name = obj_type if isinstance(obj_type, str) else getattr(obj_type, '__name__', str(obj_type))
         obj = registry.get(obj_type) if isinstance(obj_type, str) else obj_type
         bad = _UNEXPECTED.search(str(err))

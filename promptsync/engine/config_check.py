@@ -12,11 +12,13 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import torch
 from mmengine.config import Config
 
 from promptsync.errors import ConfigError
-from promptsync.registry import (ALL_REGISTRIES, BACKBONES, MMENGINE_BACKED, DATASETS, HOOKS, LOOPS, LOSSES, METRICS,
-                                 PROMPT_LEARNERS, TRAINERS, TRANSFORMS, TTA_METHODS, module_arguments)
+from promptsync.registry import (ALL_REGISTRIES, BACKBONES, DATASETS, HOOKS, LOOPS, LOSSES, METRICS, MMENGINE_BACKED,
+                                 PROMPT_LEARNERS, TRAINERS, TRANSFORMS, TTA_METHODS, module_arguments,
+                                 registered_names)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class Module:
 class ModuleList:
     registry: Any
     extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Kwargs:
+    """A dict of keyword arguments of ``target`` (a function or class), e.g. ``grad_scaler`` -> ``GradScaler``."""
+    target: Any
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,12 @@ COMMON = dict(default_scope=ANY, custom_imports=ANY, seed=ANY, device=ANY, work_
               model=MODEL, metrics=ModuleList(METRICS), test_cfg=Module(LOOPS), train_cfg=Module(LOOPS),
               prototype_cfg=Module(LOOPS), pretrain_cfg=Module(LOOPS))
 #: the sections of a TTA / prototypes / training config (one file may hold all of them)
+GRAD_SCALER = Kwargs(torch.amp.GradScaler)
 TTA_SCHEMA = dict(COMMON, data=TEST_DATA, proxy_data=PROXY_DATA, prototypes=PROTOTYPES,
-                  tta=Module(TTA_METHODS, extra=('views',), nested=dict(views=Module(TRANSFORMS))),
+                  tta=Module(TTA_METHODS, extra=('views',), nested=dict(views=Module(TRANSFORMS),
+                                                                         grad_scaler=GRAD_SCALER)),
                   train_data=TRAIN_DATA, val_data=VAL_DATA,
-                  trainer=Module(TRAINERS, nested=dict(train_view=Module(TRANSFORMS))))
+                  trainer=Module(TRAINERS, nested=dict(train_view=Module(TRANSFORMS), grad_scaler=GRAD_SCALER)))
 PRETRAIN_SCHEMA = dict(
     COMMON, model_name=ANY, model_config=ANY,
     data=dict(per_style=ANY, image_size=ANY, workers=ANY, eval_root=ANY, eval_per_class=ANY, test_per_class=ANY),
@@ -141,8 +151,9 @@ class _Checker:
                     self.module(value, spec.nested[key], f'{where}.{key}')
                 continue
             if key not in names and not var_kw:
+                valid = names + sorted(extra)
                 self.problems.append(f"{registry.name} '{type_name}' ({where}) has no argument '{key}': "
-                                     f"{_closest(key, names)}its arguments: {', '.join(names)}")
+                                     f"{_closest(key, valid)}its arguments: {', '.join(valid) or '(none)'}")
                 continue
             self.nested(value, spec.nested.get(key), f'{where}.{key}')
 
@@ -150,10 +161,23 @@ class _Checker:
         """Module configs inside module arguments (a method's losses, selection, optimizer, ...)."""
         if isinstance(spec, Module):
             self.module(value, spec, where)
+        elif isinstance(spec, Kwargs):
+            if isinstance(value, dict):
+                names, var_kw = module_arguments(spec.target)
+                for key in value:
+                    if key not in names and not var_kw:
+                        self.problems.append(f"'{key}' ({where}) is not an argument of {spec.target.__name__}: "
+                                             f"{_closest(key, names)}its arguments: {', '.join(names)}")
         elif isinstance(value, dict) and 'type' in value:
-            registry, _ = _find(value['type']) if isinstance(value['type'], str) else (None, None)
-            if registry is not None:
-                self.module(value, Module(registry), where)
+            if not isinstance(value['type'], str):
+                return
+            registry, obj = _find(value['type'])
+            if obj is None:
+                every = sorted({n for reg in {**ALL_REGISTRIES, **MMENGINE_BACKED}.values() for n in registered_names(reg)})
+                self.problems.append(f"'{value['type']}' ({where}.type) is not registered in any promptsync "
+                                     f"registry: {_closest(value['type'], every)}".rstrip(': '))
+                return
+            self.module(value, Module(registry), where)
         elif isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 if isinstance(item, dict) and isinstance(item.get('type'), str):

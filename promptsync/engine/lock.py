@@ -50,8 +50,8 @@ class WorkDirLock:
                 other = self.holder()
                 pid, host = other.get('pid'), other.get('host')
                 if attempt == 0 and host == me['host'] and isinstance(pid, int) and not _alive(pid):
-                    logger.warning('taking over the lock of %s: its process %d is gone', self.path.parent, pid)
-                    self.path.unlink(missing_ok=True)
+                    if self._remove_stale(other):
+                        logger.warning('taking over the lock of %s: its process %d is gone', self.path.parent, pid)
                     continue
                 raise LockError(
                     f'{self.path.parent} is in use by process {pid} on {host} (since {other.get("started")})',
@@ -63,6 +63,31 @@ class WorkDirLock:
             self.held = True
             return self
         raise LockError(f'could not lock {self.path.parent}', where=str(self.path))
+
+    def _remove_stale(self, seen: dict) -> bool:
+        """Remove the lock ``seen`` (held by a dead process) — unless another process took it over meanwhile.
+
+        The check and the removal run under ``.lock.takeover`` (an exclusive create), so two processes that both
+        found the same dead lock cannot remove the one the first of them just wrote.
+        """
+        guard = self.path.with_name(self.path.name + '.takeover')
+        try:
+            if time.time() - guard.stat().st_mtime > 60:  # left by a process that died mid-takeover
+                guard.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False  # someone else is taking it over; the retry sees their lock
+        try:
+            os.close(fd)
+            if self.holder() == seen:
+                self.path.unlink(missing_ok=True)
+                return True
+            return False
+        finally:
+            guard.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:

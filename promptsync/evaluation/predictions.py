@@ -9,6 +9,7 @@ accuracy and is never scored as some class.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -22,12 +23,17 @@ def is_finite(result) -> bool:
     return bool(torch.isfinite(result.logits).all())
 
 
+def _loss_terms(terms: dict) -> dict:
+    """Rounded loss values; a non-finite one is ``null`` (strict JSON has no NaN)."""
+    return {k: round(v, 6) if math.isfinite(v) else None for k, v in terms.items()}
+
+
 def to_record(result) -> dict:
     if not is_finite(result):
         rec = dict(index=result.index, label=result.label, pred=-1, correct=False, topk=[], confidence=None,
                    path=result.path, nonfinite=True)
         if result.loss_terms:
-            rec['loss'] = {k: round(v, 6) for k, v in result.loss_terms.items()}
+            rec['loss'] = _loss_terms(result.loss_terms)
         return rec
     probs = result.logits.float().softmax(dim=-1)
     k = min(TOPK_STORED, probs.numel())
@@ -35,7 +41,7 @@ def to_record(result) -> dict:
     rec = dict(index=result.index, label=result.label, pred=int(top[0]), correct=bool(int(top[0]) == result.label),
                topk=top.tolist(), confidence=round(float(conf[0]), 6), path=result.path)
     if result.loss_terms:
-        rec['loss'] = {k: round(v, 6) for k, v in result.loss_terms.items()}
+        rec['loss'] = _loss_terms(result.loss_terms)
     return rec
 
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from promptsync.datasets.base import LabelSpace
 from promptsync.errors import CorruptFileError
-from promptsync.utils.files import read_safetensors, read_safetensors_metadata, require_file
+from promptsync.utils.files import read_safetensors, read_safetensors_metadata, require_file, write_safetensors
 
 from .accumulator import combine_classes
 
@@ -76,7 +75,7 @@ class PrototypeBank:
         meta.update(format=FORMAT, layers=json.dumps(list(self.layers)), token_stats=self.token_stats,
                     class_names=json.dumps(list(self.label_space.names)),
                     class_ids=json.dumps(list(self.label_space.ids) if self.label_space.ids else None))
-        save_file(tensors, str(path), metadata=meta)
+        write_safetensors(tensors, path, meta)  # atomic; the same bank gives the same bytes
         return path
 
     @classmethod

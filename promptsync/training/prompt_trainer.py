@@ -126,8 +126,11 @@ class PromptTrainer:
         #: every unreadable file met so far, per split ('train', 'val'); the Runner passes the run's ledger
         self.ledger = ledger if ledger is not None else UnreadableLedger('train_log.jsonl')
         self.last_val_skipped: list[dict] = []           # unreadable images of the last evaluate()
-        #: per-iteration callbacks the loop sets (progress, hooks): (iteration, batch, stats) / (iteration, batch)
+        #: per-iteration callbacks the loop sets (progress, hooks): before a step (iteration, batch), after it
+        #: (iteration, batch, stats); before / after a validation batch (iteration, batch)
+        self.before_train_iter: Callable[[int, dict], None] | None = None
         self.on_train_iter: Callable[[int, dict, dict], None] | None = None
+        self.before_val_iter: Callable[[int, dict], None] | None = None
         self.on_val_iter: Callable[[int, dict], None] | None = None
         self._where = ''
 
@@ -214,6 +217,8 @@ class PromptTrainer:
         loss_sum, correct, seen = 0.0, 0, 0
         skipped: list[dict] = []
         for it, batch in enumerate(loader, 1):
+            if self.before_train_iter is not None:
+                self.before_train_iter(it, batch)
             skipped += self.ledger.add(batch['skipped'], 'train')
             n = len(batch['index'])
             self._where = f'at epoch {epoch + 1}, iteration {it}'
@@ -262,6 +267,8 @@ class PromptTrainer:
         correct = total = 0
         skipped: list[dict] = []
         for it, batch in enumerate(loader, 1):
+            if self.before_val_iter is not None:
+                self.before_val_iter(it, batch)
             skipped += self.ledger.add(batch['skipped'], 'val')
             if len(batch['index']):
                 logits = self.model.logits(self.model.image_features(batch['views'][:, 0].to(self.device), prompts),

@@ -28,6 +28,22 @@ def flatten_options(options: Mapping[str, Any], prefix: str = '') -> dict[str, A
     return out
 
 
+def _replacing(tree: Mapping, key: str, value: Any) -> Any:
+    """A dict given for a key that holds no dict (``tta.update='joint'`` <- ``dict(type='Mine')``) can only mean a
+    replacement; mmengine would refuse to merge it, so it is marked ``_delete_``."""
+    if not isinstance(value, Mapping):
+        return value
+    node: Any = tree
+    for part in key.split('.'):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return value
+    return value if isinstance(node, Mapping) or node is None else dict(value, _delete_=True)
+
+
 def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Config:
     """``Config.fromfile`` (honours ``_base_`` and ``custom_imports``) + ``--cfg-options`` applied last.
 
@@ -45,7 +61,9 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
                           fix='fix the file (a python config with _base_ = [...])') from err
     if cfg_options:
         options = flatten_options(cfg_options)
-        check_types(cfg.to_dict(), options)
+        tree = cfg.to_dict()
+        check_types(tree, options)
+        options = {k: _replacing(tree, k, v) for k, v in options.items()}
         try:
             cfg.merge_from_dict(options)
         except (TypeError, KeyError, ValueError, AttributeError) as err:

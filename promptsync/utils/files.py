@@ -71,3 +71,32 @@ def load_torch_file(path: str | os.PathLike, what: str, fix: str | None = None) 
                 f'files): {str(err).split("Unsupported global:")[-1].strip().splitlines()[0][:200]}',
                 where=str(path), fix=_EXTRACT_TENSORS) from err
         raise corrupt_file_error(path, what, err, fix, kind='PyTorch file') from err
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                      metadata: dict[str, str] | None = None) -> Path:
+    """Write a safetensors file atomically (a temporary file, then a rename) and byte-for-byte reproducibly.
+
+    ``safetensors`` writes its metadata in hash-map order, so the same tensors and metadata saved twice differ in
+    their bytes — and in the content hash the provenance records. The header is rewritten with sorted keys (the
+    same JSON, same length), so identical content gives an identical file.
+    """
+    import json
+    import struct
+
+    from safetensors.torch import save
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    (n,) = struct.unpack('<Q', data[:8])
+    header = json.loads(data[8:8 + n])
+    canonical = json.dumps(header, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
+    if len(canonical) > n:  # never happens for safetensors' compact JSON; keep its own header then
+        canonical = data[8:8 + n]
+    canonical = canonical.ljust(n, b' ')
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
+    with open(tmp, 'wb') as fh:
+        fh.write(data[:8] + canonical + data[8 + n:])
+    os.replace(tmp, path)
+    return path

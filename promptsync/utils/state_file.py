@@ -9,16 +9,14 @@ renamed, so an interruption never leaves a torn state behind.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors.torch import save_file
 
 from promptsync.errors import CorruptFileError
 
-from .files import read_safetensors
+from .files import read_safetensors, write_safetensors
 
 
 def flatten_optimizer(state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -51,10 +49,7 @@ def save_state(path: str | Path, tensors: Mapping[str, torch.Tensor], document: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, allow_nan=True)  # fails loudly on anything not JSON-able
-    tmp = path.with_name(path.name + '.tmp')
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=dict(state=text))
-    os.replace(tmp, path)
-    return path
+    return write_safetensors(tensors, path, dict(state=text))
 
 
 def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -3,4 +3,4 @@
 # entropy, one step, reset after every image — but AdamW lr 4e-2 on every prompt tensor (text context, deep text
 # prompts and the text->vision couplings).
 _base_ = ['./tpt.py']
-tta = dict(optimizer=dict(lr=4e-2), update='joint')
+tta = dict(optimizer=dict(lr=4e-2), update=dict(type='joint'))

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from safetensors.torch import save_file
 
 from promptsync import __version__
 from promptsync.benchmarks.shapes import DOMAINS, SyntheticShapes, class_names
@@ -37,6 +36,7 @@ from promptsync.benchmarks.shapes.dataset import GENERATOR_VERSION
 from .clip_loss import multi_positive_clip_loss, unique_captions
 from promptsync.errors import NonFiniteError
 from promptsync.models.backbones.openclip import register_model_configs
+from promptsync.utils.files import write_safetensors
 from promptsync.utils.hashing import file_sha256
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import seed_everything
@@ -176,8 +176,8 @@ class CLIPPretraining:
         ckpt = out_dir / f"{ocfg['name']}.safetensors"
         dtype = {'float16': torch.float16, 'float32': torch.float32}[ocfg.get('dtype', 'float16')]
         state = {k: v.detach().to(dtype).contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(ckpt), metadata=dict(model_name=cfg.model_name, seed=str(self.seed),
-                                                   generator=GENERATOR_VERSION))
+        write_safetensors(state, ckpt, dict(model_name=cfg.model_name, seed=str(self.seed),
+                                            generator=GENERATOR_VERSION))
         metrics = evaluate_checkpoint(cfg.model_name, ckpt, self.data_cfg, self.seed)
         provenance: dict[str, Any] = dict(
             model_name=cfg.model_name, checkpoint=ckpt.name, sha256=file_sha256(ckpt),

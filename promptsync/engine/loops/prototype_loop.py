@@ -19,14 +19,12 @@ refuses (``--no-resume`` replaces it). Suites skip the job when the bank is curr
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from mmengine.runner import BaseLoop
-from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from promptsync import __version__
@@ -39,7 +37,7 @@ from promptsync.prototypes import BankAccumulator
 from promptsync.prototypes.bank import TOKEN_STATS
 from promptsync.registry import DATASETS, LOOPS
 from promptsync.tta.views import build_views
-from promptsync.utils.files import read_safetensors, read_safetensors_metadata
+from promptsync.utils.files import read_safetensors, read_safetensors_metadata, write_safetensors
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import seed_everything
 
@@ -135,6 +133,7 @@ class PrototypeLoop(BaseLoop):
         with torch.no_grad():
             prompts = model.prompts()
             for step, batch in enumerate(loader, 1):
+                runner.hooks.call('before_test_iter', batch_idx=step - 1, data_batch=batch)
                 skipped += runner.ledger.add(batch['skipped'], 'proxy')
                 n = len(batch['index'])
                 if n:
@@ -148,7 +147,7 @@ class PrototypeLoop(BaseLoop):
                 progress.advance(n + len(batch['skipped']), **({'skipped': len(skipped)} if skipped else {}))
                 runner.hooks.call('after_test_iter', batch_idx=step - 1, data_batch=batch, outputs=None)
                 if step % save_every == 0 and not state.empty:
-                    _save_atomic(state.tensors(), partial, dict(
+                    write_safetensors(state.tensors(), partial, dict(
                         fingerprint=fp, processed=str(done), skipped=str(len(skipped)),
                         skipped_paths=json.dumps([r['path'] for r in skipped[:10]]),
                         skipped_records=json.dumps(skipped)))
@@ -197,9 +196,7 @@ class PrototypeLoop(BaseLoop):
             seed=str(int(pcfg.get('seed') or 0)), fingerprint=fp,
             source=json.dumps(source_summary(runner.cfg), sort_keys=True, default=str), promptsync=__version__,
             world_size=str(runner.world_size), seconds=f'{seconds:.1f}', created=time.strftime('%Y-%m-%dT%H:%M:%S'))
-        tmp = out.with_name(f'{out.name}.{os.getpid()}.tmp')
-        bank.save(tmp, meta)
-        os.replace(tmp, out)
+        bank.save(out, meta)
         write_json(runner.work_dir / 'run.json', dict(runner.run_info(), fingerprint=fp, files=files, bank=str(out),
                                                       images=read, skipped=skipped,
                                                       resources=[r.__dict__ for r in runner.resources]))
@@ -209,9 +206,3 @@ class PrototypeLoop(BaseLoop):
             logger.warning('%d proxy images could not be read and were skipped (first: %s); the statistics are over '
                            'the other %d (metadata: skipped_images, skipped_paths)', len(skipped), skipped[0]['path'],
                            read)
-
-
-def _save_atomic(tensors: dict, path: Path, metadata: dict) -> None:
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)

@@ -145,6 +145,8 @@ class PromptTrainLoop(BaseLoop):
             runner.progress['val'].advance(len(batch['index']) + len(batch['skipped']))
             hooks.call('after_val_iter', batch_idx=it - 1, data_batch=batch, outputs=None)
         trainer.on_train_iter, trainer.on_val_iter = on_train_iter, on_val_iter
+        trainer.before_train_iter = lambda it, batch: hooks.call('before_train_iter', batch_idx=it - 1, data_batch=batch)
+        trainer.before_val_iter = lambda it, batch: hooks.call('before_val_iter', batch_idx=it - 1, data_batch=batch)
         hooks.call('before_train')
         per_epoch = sum(len(s) for s in trainer.epoch_steps(len(indices)))
         for epoch in range(trainer.epoch, trainer.epochs):
@@ -157,10 +159,12 @@ class PromptTrainLoop(BaseLoop):
             if val_set is not None:
                 share = len(val_indices[runner.rank::runner.world_size])
                 runner.progress['val'] = Progress(total=share, desc=f'val {epoch + 1}/{trainer.epochs}')
+                hooks.call('before_val')
                 hooks.call('before_val_epoch')
                 val_acc = trainer.evaluate(val_set, val_indices)
                 val_skipped = trainer.last_val_skipped
                 hooks.call('after_val_epoch', metrics=dict(top1=val_acc))
+                hooks.call('after_val')
             trainer.end_epoch(val_acc)
             unreadable = stats['skipped'] + val_skipped
             record = dict(epoch=trainer.epoch, loss=stats['loss'], train_acc=stats['train_acc'], val_acc=val_acc,

@@ -10,15 +10,13 @@ with ``torch.load(weights_only=True)``: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Mapping
 
 import torch
-from safetensors.torch import save_file
 
-from promptsync.utils.files import load_torch_file, read_safetensors, require_file
+from promptsync.utils.files import load_torch_file, read_safetensors, require_file, write_safetensors
 from promptsync.utils.hashing import file_sha256  # noqa: F401 (re-exported: tools and tests use it from here)
 
 FORMAT = 'promptsync-prompt-learner'
@@ -81,10 +79,7 @@ def save_prompt_checkpoint(state: Mapping[str, torch.Tensor], path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: str(v) for k, v in dict(metadata or {}).items()}
     meta['format'] = FORMAT
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')  # a reader never sees half a file
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return path
+    return write_safetensors(state, path, meta)  # atomic, and the same content gives the same bytes
 
 
 def _mismatch_hint(key: str, got: tuple, want: tuple, learner) -> str:
