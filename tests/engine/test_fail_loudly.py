@@ -540,17 +540,16 @@ def test_user_update_schedule_is_used_by_episodic_tta(test_tool, tmp_path, tiny_
     check_phases(run_with_schedule(test_tool, tmp_path, tiny_overrides, update))
 
 
-# ---------------------------------------------------------------- bugs found while writing these tests
-def test_bug_documented_update_dict_form_works_on_the_maple_configs(test_tool, tmp_path, tiny_overrides):
-    """update_schedules.py documents ``tta.update=dict(type='MySchedule')``; the MaPLe-based configs (MaPLe+TPT,
-    PromptAlign, PromptSync) hold ``update='joint'``, mmengine refuses to merge a dict into a string, and the run
-    stops with a ConfigError asking for ``_delete_=True``. A dict given for a key that holds no dict can only mean
-    a replacement."""
+# ---------------------------------------------------------------- regressions of bugs found while writing these tests
+def test_documented_update_dict_form_works_on_the_maple_configs(test_tool, tmp_path, tiny_overrides):
+    """update_schedules.py documents ``tta.update=dict(type='MySchedule')``; it must work on the MaPLe-based configs
+    (MaPLe+TPT, PromptAlign, PromptSync) — mmengine refuses to merge a dict into a string, and a dict given for a key
+    that holds no dict can only mean a replacement."""
     check_phases(run_with_schedule(test_tool, tmp_path, tiny_overrides, 'dict(type=FailLoudlyTextThenJoint)'))
 
 
-def test_bug_predictions_of_failed_samples_are_strict_json(nan_run):
-    """A failed sample's loss terms are written as a bare NaN, which is not JSON (jq, JavaScript, Go refuse it)."""
+def test_predictions_of_failed_samples_are_strict_json(nan_run):
+    """A failed sample's loss terms must be strict JSON (a bare NaN is refused by jq, JavaScript, Go)."""
     _, work = nan_run
 
     def refuse(name):
@@ -562,11 +561,11 @@ def test_bug_predictions_of_failed_samples_are_strict_json(nan_run):
 @pytest.mark.parametrize('key, value, closest', [('tta.losses.0.wieght', 2.0, 'weight'),
                                                  ('tta.reset.typo', 1, None),
                                                  ('tta.grad_scaler.init_scal', 2.0, 'init_scale')])
-def test_bug_config_check_misses_keys_of_kwargs_constructors(test_tool, tmp_path, tiny_overrides, key, value,
+def test_config_check_covers_keys_of_constructorless_modules_and_grad_scaler(test_tool, tmp_path, tiny_overrides, key, value,
                                                              closest):
-    """Losses and reset policies without their own __init__ inherit ``(*args, **kwargs)`` (nn.Module / object), so
-    the check accepts any key; grad_scaler is not checked. Each fails only later, after the work dir was written, as
-    a plain TypeError (exit code 1) without the closest key."""
+    """Losses and reset policies without their own __init__ inherit ``(*args, **kwargs)`` (nn.Module / object); they
+    take no argument, and grad_scaler keys are GradScaler's. A wrong key must fail before the work dir is written,
+    as a ConfigError naming the closest key (not a plain TypeError, exit code 1, later)."""
     with pytest.raises(ConfigError) as err:
         test_tool.main(cli(TPT, tmp_path / 'w', small(tiny_overrides, **{key: value})))
     assert err.value.what.startswith('1 config key(s) mean nothing to promptsync')
@@ -575,9 +574,9 @@ def test_bug_config_check_misses_keys_of_kwargs_constructors(test_tool, tmp_path
     assert not (tmp_path / 'w').exists()
 
 
-def test_bug_nested_argument_error_keeps_its_class(tiny_overrides):
-    """An unknown argument of a module built inside another (a loss inside the TTA method) is an ArgumentError
-    (a ConfigError: exit code 2), but the outer build re-raises it as a plain TypeError."""
+def test_nested_argument_error_keeps_its_class(tiny_overrides):
+    """An unknown argument of a module built inside another (a loss inside the TTA method) stays an ArgumentError
+    (a ConfigError: exit code 2); the outer build must not re-raise it as a plain TypeError."""
     from promptsync.models import build_model
     from promptsync.registry import TTA_METHODS
     model = build_model(dict(backbone=dict(type='OpenCLIP', model_name=TINY, pretrained=None, precision='fp32'),
@@ -587,9 +586,9 @@ def test_bug_nested_argument_error_keeps_its_class(tiny_overrides):
                           default_args=dict(model=model))
 
 
-def test_bug_training_calls_the_before_iter_stages(tmp_path, fake_folder):
+def test_training_calls_the_before_iter_stages(tmp_path, fake_folder):
     """mmengine's loops call before_train_iter / before_val_iter (and before_val / after_val); the training loop
-    calls only the after_* ones, so an mmengine hook that pairs them (timers, per-iteration set-up) breaks."""
+    must too, or an mmengine hook that pairs them (timers, per-iteration set-up) breaks."""
     @HOOKS.register_module(name='FailLoudlyBeforeIterHook', force=True)
     class BeforeIter(Hook):
         def before_train_iter(self, runner, batch_idx, data_batch=None):

@@ -128,10 +128,10 @@ def test_smoke_suite_never_writes_the_demo_bank(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- bugs found while writing these tests
-def test_bug_rewriting_the_same_prompt_checkpoint_keeps_its_hash(tmp_path):
+def test_rewriting_the_same_prompt_checkpoint_keeps_its_hash(tmp_path):
     """The same tensors and metadata saved again must keep the hash that provenance records, or re-converting a
-    checkpoint (or re-running a training) refuses every resume ('a checkpoint changed'): safetensors writes the
-    metadata in a random order, so the bytes differ."""
+    checkpoint (or re-running a training) refuses every resume ('a checkpoint changed'); safetensors writes the
+    metadata in hash-map order, so the header is rewritten sorted."""
     state = {'ctx': torch.arange(8.0).reshape(2, 4)}
     meta = dict(source='release.pth', dropped='{}', epochs='2', note='same')
     recorded = set()
