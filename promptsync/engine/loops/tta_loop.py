@@ -93,6 +93,7 @@ class TTALoop(BaseLoop):
                     (top / name).unlink(missing_ok=True)
                 shutil.rmtree(top / SHARDS_DIR, ignore_errors=True)
             else:
+                clean_tails(top / PREDICTIONS, top / SKIPPED)  # an interrupted write's partial last line
                 recorded = _recorded_fingerprint(top)
                 if (top / PREDICTIONS).exists() and recorded != self.fingerprint:
                     self._refuse_other_config(top, recorded)
@@ -118,7 +119,8 @@ class TTALoop(BaseLoop):
             write_json(self.out_dir / SHARD_FILE, dict(fingerprint=self.fingerprint, selection=self.selection,
                                                        shard=list(self.shard), done=False, info=self.info,
                                                        indices=self.mine))
-        clean_tails(*(d / n for d in {top, self.out_dir} for n in (PREDICTIONS, SKIPPED)))
+        if self.out_dir != top:  # each process cleans only the files it appends to
+            clean_tails(self.out_dir / PREDICTIONS, self.out_dir / SKIPPED)
 
     def _previous(self) -> dict[int, dict]:
         mine = set(self.mine)
