@@ -88,3 +88,26 @@ def test_repeated_loss_types_get_distinct_names():
     assert [n for n, _, _ in losses.terms] == ['MarginalEntropyLoss', 'ent_b', 'MarginalEntropyLoss_1']
     with pytest.raises(ValueError, match='at least one loss'):
         WeightedLossSum([])
+
+
+def test_registries_are_children_of_mmengine_roots_in_the_promptsync_scope():
+    from mmengine import registry as mm
+    from mmengine.registry import DefaultScope
+
+    from promptsync import registry as ps
+    pairs = dict(BACKBONES=mm.MODELS, DATASETS=mm.DATASETS, TRANSFORMS=mm.TRANSFORMS, METRICS=mm.METRICS,
+                 OPTIMIZERS=mm.OPTIMIZERS, HOOKS=mm.HOOKS, LOOPS=mm.LOOPS, RUNNERS=mm.RUNNERS,
+                 PARAM_SCHEDULERS=mm.PARAM_SCHEDULERS)
+    for name, root in pairs.items():
+        reg = getattr(ps, name)
+        assert reg.parent is root and reg.scope == 'promptsync' and root.children['promptsync'] is reg, name
+    for reg in ps.ALL_REGISTRIES.values():
+        assert reg.scope == 'promptsync'
+    assert ps.TTA_HOOKS is ps.HOOKS
+    # the torch optimizers come from mmengine's registry: none is registered again here
+    assert not ps.OPTIMIZERS.module_dict and ps.OPTIMIZERS.get('AdamW') is torch.optim.AdamW
+    # mmengine's root finds our modules by scope, and register_all_modules sets the default scope
+    ps.register_all_modules()
+    assert DefaultScope.get_current_instance().scope_name == 'promptsync'
+    assert mm.MODELS.get('promptsync.OpenCLIP').__name__ == 'OpenCLIP'
+    assert mm.LOOPS.get('promptsync.TTALoop').__name__ == 'TTALoop'
