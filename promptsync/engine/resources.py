@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from promptsync.errors import ResourceError
 from promptsync.registry import DATASETS, LOSSES
+from promptsync.utils.config import lookup
 
 FOUND, MISSING, GENERATED, DOWNLOAD, NONE = 'found', 'missing', 'generated on first use', 'download on first use', '-'
 DATA_FIX = ('put the dataset under the data root (layouts: docs/datasets.md; python tools/check_data.py checks '
@@ -34,17 +35,8 @@ class Resource:
         return self.status == MISSING
 
 
-def _get(tree: Mapping, dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split('.'):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _data_root(tree: Mapping, section: str, what: str) -> list[Resource]:
-    ds = _get(tree, f'{section}.dataset')
+    ds = lookup(tree, f'{section}.dataset')
     if not isinstance(ds, Mapping):
         return []
     cls = DATASETS.get(ds.get('type')) if isinstance(ds.get('type'), str) else ds.get('type')
@@ -112,7 +104,7 @@ def _file(what: str, key: str, value: Any, fix: str) -> list[Resource]:
 
 def needs_prototypes(tree: Mapping) -> bool:
     """Whether a TTA config's losses read the run's prototype bank (a prototype loss without its own file)."""
-    for loss in _get(tree, 'tta.losses') or []:
+    for loss in lookup(tree, 'tta.losses') or []:
         cls = LOSSES.get(loss.get('type')) if isinstance(loss.get('type'), str) else loss.get('type')
         if getattr(cls, 'needs_prototypes', False) and not loss.get('prototypes'):
             return True
@@ -128,18 +120,18 @@ def list_resources(cfg, job: str) -> list[Resource]:
                     train=[('train_data', 'training data root'), ('val_data', 'validation data root')])[job]
     for section, what in sections:
         out += _data_root(tree, section, what)
-    backbone = _get(tree, 'model.backbone') or {}
+    backbone = lookup(tree, 'model.backbone') or {}
     if backbone:
         out.append(_pretrained_status(backbone))
-    out += _file('prompt checkpoint', 'model.prompt_checkpoint', _get(tree, 'model.prompt_checkpoint'),
+    out += _file('prompt checkpoint', 'model.prompt_checkpoint', lookup(tree, 'model.prompt_checkpoint'),
                  'train one (tools/train.py), convert a release (tools/convert_checkpoint.py), or set '
                  'model.prompt_checkpoint=None to start from the initial prompts')
     if job == 'test':
-        for i, loss in enumerate(_get(tree, 'tta.losses') or []):
+        for i, loss in enumerate(lookup(tree, 'tta.losses') or []):
             out += _file('prototype bank', f'tta.losses.{i}.prototypes', loss.get('prototypes'),
                          'compute it with tools/compute_prototypes.py')
         if needs_prototypes(tree):
-            bank = _get(tree, 'prototypes.file')
+            bank = lookup(tree, 'prototypes.file')
             src = str(getattr(cfg, 'filename', None) or 'CONFIG')
             out += _file('prototype bank', 'prototypes.file', bank, f'python tools/compute_prototypes.py {src} '
                          '(with the same --cfg-options)') if bank else [

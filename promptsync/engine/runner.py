@@ -40,6 +40,7 @@ from promptsync.datasets.unreadable import UnreadableLedger
 from promptsync.errors import ConfigError, DistributedError, PromptsyncError
 from promptsync.hooks import HookList
 from promptsync.registry import LOOPS, RUNNERS, SCOPE, register_all_modules
+from promptsync.utils.config import lookup
 from promptsync.utils.logging import close_run_logger, open_run_logger
 from promptsync.utils.seeding import seed_everything
 
@@ -77,14 +78,9 @@ def _peer_failed(err: BaseException) -> bool:
 
 
 def _missing_sections(cfg: Config, job: str) -> list[str]:
-    out = []
-    for dotted in REQUIRED[job][0]:
-        node = cfg
-        for part in dotted.split('.'):
-            node = node.get(part) if hasattr(node, 'get') else None
-        if not node:
-            out.append(dotted.split('.')[0] if dotted.split('.')[0] not in cfg else dotted)
-    return out
+    tree = cfg.to_dict()
+    return [dotted if dotted.split('.')[0] in tree else dotted.split('.')[0]
+            for dotted in REQUIRED[job][0] if not lookup(tree, dotted)]
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -28,20 +28,29 @@ def flatten_options(options: Mapping[str, Any], prefix: str = '') -> dict[str, A
     return out
 
 
-def _replacing(tree: Mapping, key: str, value: Any) -> Any:
-    """A dict given for a key that holds no dict (``tta.update='joint'`` <- ``dict(type='Mine')``) can only mean a
-    replacement; mmengine would refuse to merge it, so it is marked ``_delete_``."""
-    if not isinstance(value, Mapping):
-        return value
-    node: Any = tree
-    for part in key.split('.'):
+_MISSING = object()
+
+
+def lookup(tree: Any, dotted: str, default: Any = None) -> Any:
+    """The value at a dotted key of a config tree (list indices allowed: ``tta.losses.1.weight``), or ``default``."""
+    node = tree
+    for part in dotted.split('.'):
         if isinstance(node, Mapping) and part in node:
             node = node[part]
         elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return value
-    return value if isinstance(node, Mapping) or node is None else dict(value, _delete_=True)
+            return default
+    return node
+
+
+def _replacing(tree: Mapping, key: str, value: Any) -> Any:
+    """A dict given for a key that holds no dict (``tta.update='joint'`` <- ``dict(type='Mine')``) can only mean a
+    replacement; mmengine would refuse to merge it, so it is marked ``_delete_``."""
+    if not isinstance(value, Mapping):
+        return value
+    node = lookup(tree, key, _MISSING)
+    return value if node is _MISSING or node is None or isinstance(node, Mapping) else dict(value, _delete_=True)
 
 
 def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) -> Config:

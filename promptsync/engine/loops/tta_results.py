@@ -16,9 +16,9 @@ from promptsync.registry import METRICS
 from promptsync.utils.logging import get_logger
 
 from ..shards import PREDICTIONS, SKIPPED, merge_into, read_shard_file, shard_dirs, write_json
+from .evaluation import DEFAULT_METRICS
 
 logger = get_logger('test')
-DEFAULT_METRICS = [dict(type='Accuracy', topk=(1, 5))]
 
 
 def merge_summaries(summaries: list[dict]) -> dict:
