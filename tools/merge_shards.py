@@ -20,6 +20,7 @@ except ImportError:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptsync.engine.lock import WorkDirLock  # noqa: E402
+from promptsync.errors import ResourceError  # noqa: E402
 from promptsync.engine.loops.tta_results import merge_complete_shards, results_table  # noqa: E402
 from promptsync.utils.cli import base_parser, run_cli  # noqa: E402
 
@@ -28,6 +29,9 @@ def main(argv=None) -> dict:
     p = base_parser(__doc__)
     p.add_argument('work_dir')
     args = p.parse_args(argv)
+    if not Path(args.work_dir).is_dir():
+        raise ResourceError(f'{args.work_dir} is not a folder', where=args.work_dir,
+                            fix='give the --work-dir of the --shard I/N jobs')
     with WorkDirLock(args.work_dir):
         out = merge_complete_shards(args.work_dir)
     print(results_table(out, out.get('timing')))
