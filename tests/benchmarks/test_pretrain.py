@@ -18,7 +18,7 @@ ASSETS = ROOT / 'promptsync/benchmarks/shapes/assets'
 
 def test_one_epoch_pretraining_writes_a_loadable_checkpoint(tmp_path):
     cfg = Config(dict(
-        model_name='ps-tiny-vit', seed=0, log_level='WARNING',
+        model_name='ps-tiny-vit', seed=0, log_level='WARNING', work_dir=str(tmp_path / 'work'),
         data=dict(per_style=dict(photo=60, sketch=20), image_size=32, workers=1, eval_root=str(tmp_path / 'eval'),
                   eval_per_class=1, test_per_class=1),
         train=dict(epochs=1, batch_size=16, lr=1e-3, warmup_steps=2),

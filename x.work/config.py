@@ -1,3 +1,0 @@
-model = dict()
-prototypes = dict(file='x')
-work_dir = 'x.work'
