@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .view_dataset import SKIPPED_LISTED
 from promptsync.utils.logging import get_logger
 
 logger = get_logger('ledger')
@@ -33,18 +32,10 @@ class UnreadableLedger:
             bucket[rec['path']] = dict(rec)
         return records
 
-    def discard(self, paths: Iterable[str], split: str = 'test') -> None:
-        """Forget images that were read after all (a retry on resume succeeded)."""
-        bucket = self.records.get(split, {})
-        for path in paths:
-            bucket.pop(path, None)
 
     def count(self, split: str | None = None) -> int:
         return sum(len(v) for k, v in self.records.items() if split is None or k == split)
 
-    def paths(self, split: str | None = None, limit: int | None = SKIPPED_LISTED) -> list[str]:
-        out = sorted(p for k, v in self.records.items() if split is None or k == split for p in v)
-        return out if limit is None else out[:limit]
 
     def entries(self, split: str) -> list[dict]:
         return sorted(self.records.get(split, {}).values(), key=lambda r: (r['index'], r['path']))

@@ -62,29 +62,11 @@ def barrier() -> None:
     mmdist.barrier()
 
 
-def is_main() -> bool:
-    return mmdist.is_main_process()
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum over ranks, in place (a no-op in one process)."""
     if mmdist.is_distributed():
         mmdist.all_reduce(tensor, op='sum')
     return tensor
-
-
-def all_gather(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """The tensor of every rank, in rank order (same shape on every rank)."""
-    return mmdist.all_gather(tensor) if mmdist.is_distributed() else [tensor]
-
-
-def broadcast_object(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not mmdist.is_distributed():
-        return obj
-    box = [obj]
-    mmdist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def all_gather_object(obj) -> list:

@@ -7,7 +7,7 @@ is missing, naming *all* missing resources at once (not the first one, then the 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,7 +17,7 @@ from promptsync.errors import ResourceError
 from promptsync.registry import DATASETS, LOSSES
 from promptsync.utils.config import lookup
 
-FOUND, MISSING, GENERATED, DOWNLOAD, NONE = 'found', 'missing', 'generated on first use', 'download on first use', '-'
+FOUND, MISSING, GENERATED, DOWNLOAD = 'found', 'missing', 'generated on first use', 'download on first use'
 DATA_FIX = ('put the dataset under the data root (layouts: docs/datasets.md; python tools/check_data.py checks '
             'them), set PROMPTSYNC_DATA=/path, or --cfg-options {key}=/path')
 
@@ -156,6 +156,3 @@ def require_resources(cfg, job: str) -> list[Resource]:
                             fix='fix each as listed (tools/test.py CONFIG --check lists them without running)')
     return items
 
-
-def as_json(items: list[Resource]) -> list[dict]:
-    return [asdict(r) for r in items]
