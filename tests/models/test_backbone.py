@@ -125,6 +125,13 @@ def test_text_taps_and_bad_layers(backbone):
     ids = backbone.tokenize(['a cat.'])
     with backbone.taps('text', [1], point='output') as taps:
         backbone.encode_text(ids)
+    assert taps[1].shape == (1, 5, backbone.text_width)  # start, 'a cat .', end: the positions the encoder runs
+    backbone.truncate_text = False
+    try:
+        with backbone.taps('text', [1], point='output') as taps:
+            backbone.encode_text(ids)
+    finally:
+        backbone.truncate_text = True
     assert taps[1].shape == (1, 16, backbone.text_width)
     with pytest.raises(ValueError, match='out of range'):
         with backbone.taps('vision', [3]):

@@ -71,12 +71,17 @@ class OpenCLIP(nn.Module):
         cache_dir: where open_clip caches downloaded weights.
         force_quick_gelu: ``None`` = follow the pretrained tag (QuickGELU for OpenAI weights).
         model_kwargs: overrides of top-level model-config keys, passed to ``open_clip.create_model``.
+        truncate_text: run the text encoder only up to the longest prompt's end-of-text token (exact with a
+            causal mask; ``False`` = the full context, the reference path).
+        text_grad_checkpointing: recompute the text blocks' activations in the backward pass instead of keeping
+            them (less memory for many classes, ~1/3 more text compute; same gradients).
     """
 
     def __init__(self, model_name: str, pretrained: str | None = None, precision: str = 'amp',
                  device: str | torch.device = 'cpu', model_config: str | None = None,
                  cache_dir: str | None = None, force_quick_gelu: bool | None = None,
-                 model_kwargs: Mapping[str, Any] | None = None):
+                 model_kwargs: Mapping[str, Any] | None = None, truncate_text: bool = True,
+                 text_grad_checkpointing: bool = False):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision='{precision}' is not one of {PRECISIONS}")
@@ -103,6 +108,8 @@ class OpenCLIP(nn.Module):
                 "text encoding needs open_clip's built-in text transformer (the CLIP class).")
         self.model.requires_grad_(False)
         self.model.eval()
+        self.truncate_text = bool(truncate_text)
+        self.model.transformer.grad_checkpointing = bool(text_grad_checkpointing)
         self.tokenizer = open_clip.get_tokenizer(model_name)
         pp = open_clip.get_model_preprocess_cfg(self.model)
         self.preprocess_cfg = dict(
@@ -243,7 +250,7 @@ class OpenCLIP(nn.Module):
                     prompt_positions: torch.Tensor | None = None, normalize: bool = False) -> torch.Tensor:
         """Text features ``[N, E]``; see :func:`.prompted_forward.encode_text_prompted`."""
         return encode_text_prompted(self.model, token_ids.to(self.device), embeddings, deep_prompts,
-                                    prompt_positions, normalize)
+                                    prompt_positions, normalize, truncate=self.truncate_text)
 
     def encode_image(self, images: torch.Tensor, shallow_prompts: torch.Tensor | None = None,
                      deep_prompts: Mapping[int, torch.Tensor] | None = None,
@@ -264,7 +271,9 @@ class OpenCLIP(nn.Module):
         """Record per-layer tokens ``[B, T, D]`` of ``branch`` ('vision' | 'text') while the block is open.
 
         ``layer l`` with ``point='input'`` is the input of transformer block ``l`` *after* prompt
-        injection (PromptAlign's convention: layer 0 = the embeddings after ``ln_pre``).
+        injection (PromptAlign's convention: layer 0 = the embeddings after ``ln_pre``). Text taps see the positions the
+        encoder runs: with ``truncate_text`` only up to the longest end-of-text token (``truncate_text=False``
+        for the full context).
         """
         if branch == 'vision':
             if not self.supports_visual_prompts:

@@ -7,9 +7,12 @@ block inputs (MaPLe-style deep prompts). With no prompts they reproduce ``encode
 Conventions (MaPLe, checked against its released code):
 
 * text: the prompt learner supplies the full embedding sequence (shallow prompts included); a deep
-  prompt for layer ``l >= 1`` *replaces* the tokens at ``prompt_positions`` of that layer's input. The
-  sequence length stays the context length, so the causal mask stays valid, and pooling uses the
-  original token ids (EOT argmax).
+  prompt for layer ``l >= 1`` *replaces* the tokens at ``prompt_positions`` of that layer's input, and
+  pooling uses the original token ids (EOT argmax).
+* text, exact shortcut (``truncate=True``): with a causal mask and end-of-text pooling, no token after the
+  longest sequence's end-of-text token can reach a pooled token, so the encoder runs only the first
+  :func:`text_run_length` positions (mask and positional embedding sliced to match); ``truncate=False`` runs
+  the full context (the reference path).
 * vision: shallow prompts are *appended* after the class/patch tokens (after the positional
   embedding, before ``ln_pre``); a deep prompt for layer ``l >= 1`` replaces the last ``n`` tokens of
   that layer's input. Prompt tokens are dropped before pooling.
@@ -79,9 +82,38 @@ def _text_pool(x: torch.Tensor, token_ids: torch.Tensor, pool_type: str, eos_id:
     raise ValueError(f"unsupported text pool type '{pool_type}'")
 
 
+def _is_causal(mask: torch.Tensor | None) -> bool:
+    """True for open_clip's causal mask: -inf strictly above the diagonal, 0 on and below it."""
+    if mask is None or mask.dim() != 2 or mask.shape[0] != mask.shape[1]:
+        return False
+    upper = torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)
+    return bool(torch.isneginf(mask[upper]).all()) and bool((mask[~upper] == 0).all())
+
+
+def text_run_length(model: nn.Module, token_ids: torch.Tensor, prompt_positions: torch.Tensor | None = None) -> int:
+    """How many leading positions the text encoder must run for exact features of ``token_ids``.
+
+    The longest sequence's pooled (end-of-text) position + 1 when the model's mask is causal and it pools at
+    the end-of-text token; the full context otherwise (nothing can be dropped exactly).
+    """
+    full = token_ids.shape[1]
+    pool = getattr(model, 'text_pool_type', 'argmax')
+    if pool not in ('argmax', 'eos') or not _is_causal(getattr(model, 'attn_mask', None)):
+        return full
+    if pool == 'argmax':
+        ends = token_ids.argmax(dim=-1)
+    else:
+        ends = (token_ids == getattr(model, 'text_eos_id', None)).int().argmax(dim=-1)
+    length = int(ends.max()) + 1 if ends.numel() else full
+    if prompt_positions is not None and prompt_positions.numel():
+        length = max(length, int(prompt_positions.max()) + 1)
+    return min(length, full)
+
+
 def encode_text_prompted(model: nn.Module, token_ids: torch.Tensor, embeddings: torch.Tensor | None = None,
                          deep_prompts: Mapping[int, torch.Tensor] | None = None,
-                         prompt_positions: torch.Tensor | None = None, normalize: bool = False) -> torch.Tensor:
+                         prompt_positions: torch.Tensor | None = None, normalize: bool = False,
+                         truncate: bool = True) -> torch.Tensor:
     """Text features of an open_clip ``CLIP`` model with optional prompts.
 
     Args:
@@ -90,6 +122,7 @@ def encode_text_prompted(model: nn.Module, token_ids: torch.Tensor, embeddings: 
             ``None`` = the model's token embedding of ``token_ids``.
         deep_prompts: ``{layer: [n, D] or [N, n, D]}`` replacing ``prompt_positions`` at that layer's input.
         prompt_positions: ``[N, n]`` positions of the prompt tokens in each sequence.
+        truncate: run only the positions that reach the pooled tokens (exact; see :func:`text_run_length`).
     """
     transformer = model.transformer
     n_layers = len(transformer.resblocks)
@@ -98,15 +131,19 @@ def encode_text_prompted(model: nn.Module, token_ids: torch.Tensor, embeddings: 
         raise ValueError('text deep prompts need prompt_positions')
     cast = transformer.get_cast_dtype()
     x = model.token_embedding(token_ids) if embeddings is None else embeddings
-    x = x.to(cast) + model.positional_embedding.to(cast)
+    mask = model.attn_mask
+    length = text_run_length(model, token_ids, prompt_positions) if truncate else token_ids.shape[1]
+    if length < token_ids.shape[1]:
+        x, mask = x[:, :length], mask[:length, :length]
+    x = x.to(cast) + model.positional_embedding[:length].to(cast)
     batch_first = getattr(transformer, 'batch_first', False)
     ckpt = getattr(transformer, 'grad_checkpointing', False)
     for i, blk in enumerate(transformer.resblocks):
         if i in deep:
             x = replace_positions(x, deep[i], prompt_positions)
-        x = run_block(blk, x, model.attn_mask, batch_first, ckpt)
+        x = run_block(blk, x, mask, batch_first, ckpt)
     x = model.ln_final(x)
-    x = _text_pool(x, token_ids, model.text_pool_type, getattr(model, 'text_eos_id', None))
+    x = _text_pool(x, token_ids[:, :x.shape[1]], model.text_pool_type, getattr(model, 'text_eos_id', None))
     proj = model.text_projection
     if proj is not None:
         x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
