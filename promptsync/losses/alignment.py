@@ -62,8 +62,13 @@ class DistributionAlignmentLoss(PrototypeLoss):
         super().__init__(prototypes, layers, label_space='class_agnostic')
         self.mean_weight, self.var_weight = mean_weight, var_weight
 
+    batch_safe = True
+
     def setup(self, model, resources=None) -> None:
         self.load_bank(model, resources)
+
+    def views_read(self, ctx) -> torch.Tensor:
+        return ctx.selected
 
     def forward(self, ctx) -> torch.Tensor:
         one = torch.ones(1, device=ctx.logits.device)
@@ -105,8 +110,13 @@ class ClassAwarePrototypeAlignmentLoss(PrototypeLoss):
         self.include_original, self.detach_weights, self.top_k, self.chunk = \
             include_original, detach_weights, top_k, chunk
 
+    batch_safe = True
+
     def setup(self, model, resources=None) -> None:
         self.load_bank(model, resources)
+
+    def views_read(self, ctx) -> torch.Tensor:
+        return probability_views(ctx, self.include_original)
 
     def class_weights(self, ctx) -> torch.Tensor:
         """``p_bar`` over the test classes (optionally detached and truncated to the top k)."""

@@ -14,9 +14,23 @@ class TTALoss(nn.Module):
 
     Subclasses implement ``forward(ctx) -> scalar``. A loss that needs per-layer vision tokens lists
     the layers in ``vision_layers``; the engine then records them in ``ctx.vision_tokens``.
+
+    Two declarations let the fast engine (``tta.mode='fast'``) skip work; the defaults are the safe ones:
+
+    * ``views_read(ctx)``: the views whose rows (logits, image features, tokens) the loss reads. The fast
+      engine runs the prompted image encoder with gradient only on the union over the losses (and, after the
+      selection step, on nothing else); ``None`` (the default) = every view.
+    * ``batch_safe``: the loss reads only the context — never the prompt learner or the model's prompt state —
+      so that several samples with their own prompt copies can be adapted at once (``ctx.prompt_params`` are
+      the sample's learnable tensors). Default ``False``: a run with such a loss adapts one sample at a time.
     """
 
     vision_layers: tuple[int, ...] = ()
+    batch_safe: bool = False
+
+    def views_read(self, ctx) -> torch.Tensor | None:
+        """Indices of the views this loss reads (``None`` = all)."""
+        return None
 
     def setup(self, model, resources: Mapping[str, Any] | None = None) -> None:
         """Called once before the first sample: load resources (the run's checked files by role, e.g.
@@ -48,6 +62,25 @@ class WeightedLossSum:
                 name, k = f'{base}_{k}', k + 1
             loss = LOSSES.build(cfg)
             self.terms.append((name, weight, loss))
+
+    @property
+    def batch_safe(self) -> bool:
+        return all(getattr(loss, 'batch_safe', False) for _, _, loss in self.terms)
+
+    def unsafe_terms(self) -> list[str]:
+        return [name for name, _, loss in self.terms if not getattr(loss, 'batch_safe', False)]
+
+    def views_read(self, ctx) -> torch.Tensor | None:
+        """The union of the terms' views (sorted), ``None`` when a term reads every view."""
+        parts = []
+        for _, _, loss in self.terms:
+            views = loss.views_read(ctx) if hasattr(loss, 'views_read') else None
+            if views is None:
+                return None
+            parts.append(views.reshape(-1).to(ctx.views.device))
+        if not parts:
+            return torch.zeros(0, dtype=torch.long, device=ctx.views.device)
+        return torch.unique(torch.cat(parts))
 
     @property
     def vision_layers(self) -> tuple[int, ...]:

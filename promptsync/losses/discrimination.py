@@ -92,6 +92,16 @@ class PrototypeDiscriminationLoss(PrototypeLoss):
     def _params(self):
         return [p for p in self.model.prompt_learner.parameters() if p.requires_grad]
 
+    @property
+    def batch_safe(self) -> bool:
+        """Unsafe only for the proxy classes encoded anew at every step (that reads the shared learner)."""
+        return not (self.mode == 'prototype_to_text' and self.text_classes == 'proxy' and not self.reuse)
+
+    def views_read(self, ctx) -> torch.Tensor:
+        if self.mode == 'sample_to_prototype':
+            return probability_views(ctx, self.include_original)
+        return ctx.selected.new_zeros(0)  # prototype_to_text reads no view
+
     def _cache_gradient(self) -> None:
         params = self._params()
         with torch.enable_grad():
@@ -125,7 +135,8 @@ class PrototypeDiscriminationLoss(PrototypeLoss):
         if self._cached is None:
             return self.prototype_to_text(ctx.text_features)
         value, grads = self._cached
-        surrogate = sum((g * p).sum() for g, p in zip(grads, self._params()) if g is not None)
+        params = ctx.prompt_params if ctx.prompt_params is not None else self._params()
+        surrogate = sum((g * p).sum() for g, p in zip(grads, params) if g is not None)
         if not torch.is_tensor(surrogate):  # no parameter reaches this loss
             return value
         return surrogate - surrogate.detach() + value

@@ -25,6 +25,11 @@ def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
 class MarginalEntropyLoss(TTALoss):
     """TPT's loss: ``H( (1/|S|) sum_{i in S} softmax(z_i) )`` over the selected views ``S``."""
 
+    batch_safe = True
+
+    def views_read(self, ctx) -> torch.Tensor:
+        return ctx.selected
+
     def forward(self, ctx) -> torch.Tensor:
         return marginal_entropy(ctx.selected_logits)
 
@@ -32,6 +37,11 @@ class MarginalEntropyLoss(TTALoss):
 @LOSSES.register_module()
 class MeanViewEntropyLoss(TTALoss):
     """Mean of the per-view entropies ``(1/|S|) sum_{i in S} H(softmax(z_i))`` (TENT-style ablation)."""
+
+    batch_safe = True
+
+    def views_read(self, ctx) -> torch.Tensor:
+        return ctx.selected
 
     def forward(self, ctx) -> torch.Tensor:
         logp = ctx.selected_logits.float().log_softmax(dim=-1)

@@ -6,7 +6,7 @@ features); text encoding can be chunked over classes to bound memory.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,7 @@ from promptsync.datasets.base import LabelSpace
 from promptsync.errors import ConfigError
 from promptsync.models.prompt_learners.base import PromptLearner, Prompts, TextPrompts
 from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint
+from promptsync.models.prompt_learners.stacking import stack_text_prompts, stack_vision_prompts
 from promptsync.registry import BACKBONES, PROMPT_LEARNERS
 
 
@@ -85,6 +86,20 @@ class PromptedCLIP(nn.Module):
             else:
                 out = self.backbone.encode_image(images, vp.shallow, vp.deep, normalize=True)
         return out.float()
+
+    def text_features_of(self, prompts: Sequence[Prompts]) -> torch.Tensor:
+        """``[B, C, E]``: the class text features of ``B`` prompt copies, encoded as one batch."""
+        feats = self.text_features(Prompts(text=stack_text_prompts([p.text for p in prompts])))
+        return feats.view(len(prompts), -1, feats.shape[-1])
+
+    def image_features_of(self, images: Sequence[torch.Tensor], prompts: Sequence[Prompts]) -> list[torch.Tensor]:
+        """Image features of each sample's views ``images[b]`` with that sample's prompts, encoded as one batch."""
+        rows = [int(x.shape[0]) for x in images]
+        vision = None
+        if self.prompt_learner.has_vision_prompts:
+            vision = stack_vision_prompts([p.vision for p in prompts], rows)
+        out = self.image_features(torch.cat(list(images)), Prompts(text=None, vision=vision))
+        return list(out.split(rows))
 
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """``logit_scale * cos`` (+ the model's logit bias, if it has one), ``[B, C]``."""

@@ -27,6 +27,12 @@ class TTAContext:
     logits: torch.Tensor | None = None           # [V, C]
     selected: torch.Tensor | None = None         # indices of the confident views
     vision_tokens: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [V, T, D]
+    # the sample's learnable prompt tensors, in the learner's parameter order (its own copy when samples are
+    # adapted together); losses that touch the prompts directly use these, never the learner's parameters
+    prompt_params: list[torch.Tensor] | None = None
+    # the views whose rows the last forward computed (None = all): after the selection step the fast engine
+    # computes only the views the losses read, and the other rows of logits/features/tokens are NaN
+    computed_views: torch.Tensor | None = None
     loss: torch.Tensor | None = None
     loss_terms: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # scratch space for user hooks/losses

@@ -1,0 +1,72 @@
+"""Where the fast engine's prompts come from: the learner itself (one sample), or per-sample copies (a batch).
+
+``OwnPrompts`` adapts one sample on the learner's own tensors with the method's optimizer and grad scaler, so
+every reset policy (episodic or online) works as in the reference loop. ``PromptCopies`` gives each of ``B``
+samples its own copy of the learnable tensors, stacked ``[B, *shape]``, with a fresh optimizer over the stacks:
+for an element-wise optimizer (SGD, Adam, AdamW, ...) and a loss that is a sum of per-sample terms, each copy
+follows exactly the trajectory it would alone — which is what an episodic reset (every sample from the initial
+prompts and a fresh optimizer state) asks for.
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from promptsync.registry import OPTIMIZERS
+
+#: optimizers whose update of an element depends on that element's gradient history only
+ELEMENTWISE_OPTIMIZERS = frozenset({'SGD', 'Adam', 'AdamW', 'Adamax', 'Adagrad', 'RMSprop', 'NAdam', 'RAdam'})
+
+
+class OwnPrompts:
+    """One sample, the learner's own parameters (a ``batch`` of one)."""
+
+    size = 1
+
+    def __init__(self, method):
+        self.method = method
+        self.optimizer, self.scaler = method.optimizer, method.scaler
+
+    @property
+    def at_initial(self) -> bool:
+        return self.method.at_initial
+
+    def prompts(self) -> list:
+        return [self.method.learner()]
+
+    def sample_params(self, b: int) -> list[torch.Tensor]:
+        return list(self.method.params)
+
+    def frozen(self, frozen: list) -> list:
+        return list(frozen)
+
+    def stepped(self) -> None:
+        self.method.at_initial = False
+
+
+class PromptCopies:
+    """``size`` samples, each with its own copy of the learner's learnable tensors (stacked along dim 0)."""
+
+    def __init__(self, method, size: int):
+        self.method, self.size = method, size
+        self.names = list(method.param_names)
+        self.stacked = {name: p.detach().unsqueeze(0).repeat(size, *([1] * p.dim())).requires_grad_(True)
+                        for name, p in zip(self.names, method.params)}
+        self.name_of = {id(p): name for name, p in zip(self.names, method.params)}
+        self.optimizer = OPTIMIZERS.build(dict(method.optimizer_cfg),
+                                          default_args=dict(params=list(self.stacked.values())))
+        self.scaler = torch.amp.GradScaler(method.device.type, enabled=False)
+        self.at_initial = True
+
+    def prompts(self) -> list:
+        learner = self.method.learner
+        return [functional_call(learner, {n: t[b] for n, t in self.stacked.items()}, ()) for b in range(self.size)]
+
+    def sample_params(self, b: int) -> list[torch.Tensor]:
+        return [self.stacked[n][b] for n in self.names]
+
+    def frozen(self, frozen: list) -> list:
+        return [self.stacked[self.name_of[id(p)]] for p in frozen]
+
+    def stepped(self) -> None:
+        self.at_initial = False
