@@ -35,6 +35,10 @@ JOB_RUNTIME_KEYS = {
               'metrics', 'proxy_data', 'prototypes'),
     'pretrain': ('data.workers', 'device'),
 }
+#: switches between exact ways of computing the same numbers (engine, shortcuts; equal to fp32 tolerance, tested):
+#: left out of every job's fingerprint, like data.batch_size, so a run with them resumes a run without
+SPEED_KEYS = ('model.backbone.truncate_text', 'model.backbone.text_grad_checkpointing', 'tta.mode', 'tta.batch_size',
+              'tta.grad_views', 'tta.reuse_initial_text')
 #: the prototype job's fingerprint keeps only these (what the bank's numbers depend on)
 PROTOTYPE_KEYS = ('model', 'custom_imports', 'proxy_data.dataset', 'proxy_data.max_samples',
                   'proxy_data.subset_seed', 'prototypes.layers', 'prototypes.per_class', 'prototypes.token_stats',
@@ -85,6 +89,8 @@ def _keep(tree: dict, keys: Iterable[str]) -> dict:
 def _prototype_tree(tree: dict) -> dict:
     """What a bank's numbers depend on; the run seed too when the prompts start random (no prompt checkpoint)."""
     kept = _keep(tree, PROTOTYPE_KEYS)
+    for key in SPEED_KEYS:
+        _drop(kept, key)
     if not (tree.get('model') or {}).get('prompt_checkpoint'):
         kept['seed'] = tree.get('seed', 0)
     return kept
@@ -122,7 +128,7 @@ def fingerprint_and_files(cfg: Config | Mapping, job: str = 'test') -> tuple[str
     if job == 'prototypes':
         tree = _prototype_tree(tree)
     else:
-        for key in RUNTIME_KEYS + JOB_RUNTIME_KEYS.get(job, ()):
+        for key in RUNTIME_KEYS + SPEED_KEYS + JOB_RUNTIME_KEYS.get(job, ()):
             _drop(tree, key)
     files: dict[str, dict] = {}
     hashed = _hash_files(tree, '', files)

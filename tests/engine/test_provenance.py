@@ -142,3 +142,20 @@ def test_rewriting_the_same_prompt_checkpoint_keeps_its_hash(tmp_path):
         fp, files = fingerprint_and_files({'model': {'prompt_checkpoint': str(path)}}, 'test')
         recorded.add((fp, files['model.prompt_checkpoint']['sha256']))
     assert len(recorded) == 1
+
+
+# ---------------------------------------------------------------- 4. exact speed switches
+def test_speed_switches_leave_every_fingerprint_alone():
+    """Engine and shortcut switches compute the same numbers (tests/tta/test_fast_engine.py), so a run with them
+    resumes a run without them and a prototype bank stays valid; a switch that changes the numbers does not."""
+    cfg = load_config(str(ROOT / 'configs/shapes/promptsync.py'))
+    fast = {'model.backbone.truncate_text': False, 'model.backbone.text_grad_checkpointing': True,
+            'tta.mode': 'reference', 'tta.batch_size': 4, 'tta.grad_views': 'all', 'tta.reuse_initial_text': False}
+    other = load_config(str(ROOT / 'configs/shapes/promptsync.py'))
+    other.merge_from_dict(fast)
+    changed = load_config(str(ROOT / 'configs/shapes/promptsync.py'))
+    changed.merge_from_dict({'tta.steps': 2, 'model.backbone.precision': 'amp_bf16'})
+    for job in ('test', 'prototypes'):
+        assert fingerprint(other, job) == fingerprint(cfg, job)
+    assert fingerprint(changed, 'test') != fingerprint(cfg, 'test')
+    assert fingerprint(changed, 'prototypes') != fingerprint(cfg, 'prototypes')

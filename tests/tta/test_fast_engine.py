@@ -172,3 +172,38 @@ def test_online_reset_policy_runs_fast_one_sample_at_a_time_and_matches(backbone
     ref = run(backbone, bank_file, 'maple_tpt', 'reference', reference_text=True, reset=dict(type='NoReset'))
     fast = run(backbone, bank_file, 'maple_tpt', 'fast', batch_size='auto', reset=dict(type='NoReset'))
     assert_same(ref, fast)
+
+
+class Overflow(Hook):
+    """Makes one sample's loss infinite, as an fp16 overflow would."""
+    batch_safe = True
+
+    def after_loss(self, runner, ctx):
+        if ctx.index == 11:
+            ctx.loss = ctx.loss * float('inf')
+
+
+@pytest.mark.parametrize('optimizer', [dict(type='AdamW', lr=0.05), dict(type='SGD', lr=20.0)])
+def test_grad_scaler_skips_the_overflowed_copy_only(backbone, bank_file, optimizer):
+    """Under fp16 autocast each sample alone skips its step when its gradients overflow; copies adapted together
+    skip exactly that copy's step. (A CPU grad scaler stands in for the CUDA one: the arithmetic is the same; SGD
+    because Adam's step does not see a missing unscale.)"""
+    def run_scaled(mode, batch_size):
+        torch.manual_seed(11)
+        model = PromptedCLIP(backbone, MaPLe(backbone, classnames=CLASSES))
+        record = Record()
+        tta = EpisodicTTA(model, losses=[ENTROPY, ALIGN], selection=dict(type='ConfidenceSelection', ratio=0.25),
+                          optimizer=optimizer, mode=mode, batch_size=batch_size,
+                          hooks=HookList([record, Overflow()]), resources=dict(prototypes=bank_file[0]))
+        tta.scaler = torch.amp.GradScaler('cpu', enabled=True, init_scale=1000.0)
+        tta.initial_loss_scale = 1000.0
+        tta.reset_policy.bind(tta.learner, tta.optimizer, tta.scaler)
+        return torch.stack([r.logits for r in tta.process_batch(_batch())]), record, tta
+
+    ref = run_scaled('reference', 1)
+    zero_shot = run(backbone, bank_file, 'promptalign', 'reference', steps=0)[0]
+    assert torch.allclose(ref[0][1], zero_shot[1], atol=1e-5)  # the overflowed sample kept its initial prompts
+    assert (ref[0][0] - zero_shot[0]).abs().max() > 0.05
+    fast = run_scaled('fast', 4)
+    assert fast[2].engine_summary()['one_at_a_time_because'] == []
+    assert_same(ref, fast)

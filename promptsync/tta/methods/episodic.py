@@ -95,6 +95,7 @@ class EpisodicTTA(TTAMethod):
         self.reselect_each_step = reselect_each_step
         fp16 = model.backbone.precision == 'amp' and self.device.type == 'cuda'
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16, **dict(grad_scaler or {}))
+        self.initial_loss_scale = float(self.scaler.get_scale()) if self.scaler.is_enabled() else None
         self.reset_policy = RESET_POLICIES.build(dict(reset or dict(type='EpisodicReset')))
         self.loss.setup(model, self.resources)
         self.reset_policy.bind(self.learner, self.optimizer, self.scaler)

@@ -2,9 +2,9 @@
 
 ``mode='fast'`` takes the fast engine unless a hook could change what the selection or the losses see
 (a hook that overrides a TTA stage and does not declare ``batch_safe = True``); several samples are adapted at
-once only where that is exact: an episodic reset, an element-wise optimizer, no fp16 grad scaler (its skipped
-steps are per batch, not per sample), batch-safe losses and hooks. ``batch_size='auto'`` adapts each loaded
-batch (``data.batch_size``) at once where exact, else one sample at a time, and says why; an explicit
+once only where that is exact: an episodic reset, an element-wise optimizer, batch-safe losses and hooks, and
+under an fp16 grad scaler one step of one phase (see :mod:`.prompt_sources`). ``batch_size='auto'`` adapts each
+loaded batch (``data.batch_size``) at once where exact, else one sample at a time, and says why; an explicit
 ``batch_size > 1`` that cannot be exact is an error.
 """
 from __future__ import annotations
@@ -45,8 +45,9 @@ def batch_blockers(method) -> list[str]:
     if opt not in ELEMENTWISE_OPTIMIZERS:
         reasons.append(f'optimizer {opt} is not known to update each element on its own '
                        f'(known: {sorted(ELEMENTWISE_OPTIMIZERS)})')
-    if method.scaler.is_enabled():
-        reasons.append('fp16 autocast with a grad scaler skips steps per batch (use amp_bf16 or fp32)')
+    if method.scaler.is_enabled() and (method.steps > 1 or len(method.phases) > 1):
+        reasons.append('fp16 autocast with a grad scaler: a sample that overflows skips its step and goes on with a '
+                       'smaller scale, which copies reproduce for one step of one phase only (use amp_bf16 or fp32)')
     if not method.loss.batch_safe:
         reasons.append(f'losses {method.loss.unsafe_terms()} do not declare batch_safe')
     hooks = unsafe_hooks(method.hooks)

@@ -156,12 +156,7 @@ class FastEpisodic:
                     total = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
                     source.optimizer.zero_grad(set_to_none=True)
                     with m.timer('backward'):
-                        source.scaler.scale(total).backward()
-                    for p in source.frozen(frozen):
-                        p.grad = None
-                    with m.timer('optimizer_step'):
-                        source.scaler.step(source.optimizer)
-                        source.scaler.update()
+                        source.backward_and_step(total, frozen)
                     source.stepped()
                     for ctx in ctxs:
                         m.hooks.call('after_step', ctx)

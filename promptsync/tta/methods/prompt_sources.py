@@ -6,6 +6,11 @@ samples its own copy of the learnable tensors, stacked ``[B, *shape]``, with a f
 for an element-wise optimizer (SGD, Adam, AdamW, ...) and a loss that is a sum of per-sample terms, each copy
 follows exactly the trajectory it would alone — which is what an episodic reset (every sample from the initial
 prompts and a fresh optimizer state) asks for.
+
+Under fp16 autocast a sample alone has a grad scaler that skips its step when its gradients overflow. The copies
+scale the summed loss by the same initial scale, unscale, and check each copy's gradients on their own: a copy
+that overflowed keeps its pre-step tensors, which is what a skipped step leaves — exact for one step of one phase
+(the plan asks for that; the scale a sample would carry further is reset with it).
 """
 from __future__ import annotations
 
@@ -40,6 +45,14 @@ class OwnPrompts:
     def frozen(self, frozen: list) -> list:
         return list(frozen)
 
+    def backward_and_step(self, total: torch.Tensor, frozen: list) -> None:
+        """The reference loop's backward and step (with its grad scaler)."""
+        self.scaler.scale(total).backward()
+        for p in frozen:  # this phase leaves these tensors (and their optimizer state) alone
+            p.grad = None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
     def stepped(self) -> None:
         self.method.at_initial = False
 
@@ -56,7 +69,39 @@ class PromptCopies:
         self.optimizer = OPTIMIZERS.build(dict(method.optimizer_cfg),
                                           default_args=dict(params=list(self.stacked.values())))
         self.scaler = torch.amp.GradScaler(method.device.type, enabled=False)
+        self.loss_scale = method.initial_loss_scale  # None without fp16 autocast
+        self.overflowed = torch.zeros(size, dtype=torch.bool)
         self.at_initial = True
+
+    def backward_and_step(self, total: torch.Tensor, frozen: list) -> None:
+        """Backward of the summed loss and one optimizer step of every copy (an overflowed copy keeps its tensors)."""
+        if self.loss_scale is None:
+            total.backward()
+            for p in self.frozen(frozen):
+                p.grad = None
+            self.optimizer.step()
+            return
+        (total * self.loss_scale).backward()
+        inv = torch.tensor(self.loss_scale, dtype=torch.float64).reciprocal().float()
+        for p in self.frozen(frozen):
+            p.grad = None
+        finite = torch.ones(self.size, dtype=torch.bool, device=self.method.device)
+        for t in self.stacked.values():
+            if t.grad is not None:
+                t.grad.mul_(inv.to(t.grad.device))
+                finite &= torch.isfinite(t.grad.reshape(self.size, -1)).all(dim=1)
+        bad = ~finite
+        kept = {n: t.detach()[bad].clone() for n, t in self.stacked.items()} if bool(bad.any()) else None
+        if kept is not None:
+            for t in self.stacked.values():
+                if t.grad is not None:
+                    t.grad[bad] = 0
+        self.optimizer.step()
+        if kept is not None:
+            with torch.no_grad():
+                for n, t in self.stacked.items():
+                    t[bad] = kept[n]
+            self.overflowed |= bad.cpu()
 
     def prompts(self) -> list:
         learner = self.method.learner
