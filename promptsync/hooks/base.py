@@ -4,7 +4,7 @@ Loop-level stages are mmengine's (``before_run``, ``before_test_epoch``, ``after
 ``after_train_epoch``, ``before_save_checkpoint``, ...; the runner is the first argument). The TTA stages below
 are called by a TTA method for each sample, also runner-first; sample-level stages receive the
 :class:`~promptsync.tta.context.TTAContext`, which a hook may modify (e.g. replace ``ctx.selected`` after
-selection, or scale ``ctx.loss`` before the backward pass). Hooks run in mmengine's priority order
+selection, or scale ``ctx.loss`` before the backward pass; see ``batch_safe``). Hooks run in mmengine's priority order
 (``'HIGHEST'`` ... ``'NORMAL'`` ... ``'LOWEST'`` or 0-100), ties in the order given. Outside a run (a method used
 on its own) the runner argument is ``None``.
 """
@@ -26,6 +26,12 @@ class Hook(MMEngineHook):
     """Base hook: every mmengine stage and every TTA stage is a no-op."""
 
     stages = tuple(MMEngineHook.stages) + TTA_STAGES
+
+    #: Declare ``True`` when the hook's TTA stages only read the context or change ``ctx.selected`` / ``ctx.loss``
+    #: (never ``ctx.logits``/features/tokens, never the prompt learner or the model). Then the fast engine keeps
+    #: its shortcuts and adapts samples together with the hook; otherwise a run with the hook uses the reference
+    #: loop (recorded in metrics.json, ``method_stats.engine``). A hook without TTA stages needs no declaration.
+    batch_safe: bool = False
 
     def before_sample(self, runner, ctx) -> None: ...
 
