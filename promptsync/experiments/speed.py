@@ -231,8 +231,12 @@ def run_mode(mode: Mode, opts: SpeedOptions, options: Mapping[str, Any], shared:
         flops = count_flops(lambda: method.process_batch(first)) / len(first['index'])
     except torch.cuda.OutOfMemoryError as err:
         logger.warning('%s: out of memory (%s)', mode.name, str(err).splitlines()[0])
-        return dict(batch_size=size, options=dict(mode.options), error=f'out of memory: {str(err).splitlines()[0]}',
-                    peak_mem_mb=memory.peak_mb(), peak_mem_kind=memory.kind)
+        empty = dict.fromkeys(('ms_per_img_median', 'ms_per_img_p95', 'ms_per_img_mean', 'img_per_s',
+                               'img_per_s_with_views', 'stages_ms_per_img', 'gflop_per_img', 'ms_at_peak',
+                               'achieved_fraction_of_peak', 'speedup_vs_reference', 'identical_predictions',
+                               'max_abs_logit_diff', 'same_top1', 'same_selected_views'))
+        return dict(empty, batch_size=size, options=dict(mode.options), peak_mem_mb=memory.peak_mb(),
+                    peak_mem_kind=memory.kind, error=f'out of memory: {str(err).splitlines()[0]}')
     finally:
         del method, model
         gc.collect()
@@ -303,9 +307,13 @@ def benchmark_speed(opts: SpeedOptions) -> dict:
     classes = benchmark_classes(ds_cfg, opts.classes, dataset)
     if classes.generated:
         notes.append(f'class names: {classes.source}')
+    device = resolve_device(cfg.get('device', 'auto'))
+    precision = model_precision(cfg)
+    if precision not in ('fp32', 'amp') or (precision == 'amp' and device.type == 'cuda'):
+        notes.append(f'precision {precision}: the modes run other kernels and shapes, so their logits differ by '
+                     f'rounding; identical_predictions asks for fp32 logits within --atol={opts.atol:g}')
     opts.synthetic = synthetic
     shared = Shared(classes, dataset, notes=notes)
-    device = resolve_device(cfg.get('device', 'auto'))
     modes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix='promptsync-speed-') as tmp:
         for mode in opts.modes:

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from promptsync.hooks import Hook
 
@@ -76,20 +76,51 @@ class _GlobalOnly:
         return False
 
 
+def _cpu_flash_flop(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_flash_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_formulas() -> dict:
+    """The CPU kernels of ``scaled_dot_product_attention``, which torch's FLOP registry lacks (it has the CUDA
+    ones: flash, memory-efficient, cuDNN), with the registry's own sdpa formulas."""
+    aten = torch.ops.aten
+    if not hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu'):
+        return {}
+    return {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flop,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward_flop}
+
+
 class TotalFlopCounter(FlopCounterMode):
-    """``FlopCounterMode`` without its per-module breakdown. Its module tracker hooks the inputs of every module
-    for the backward pass, which fails under ``torch.func`` transforms (``functional_call`` over per-sample
-    prompt copies: "Expected gradient function to be set"); the total needs no tracker."""
+    """``FlopCounterMode`` without its per-module breakdown, plus the CPU attention kernels. Its module tracker
+    hooks the inputs of every module for the backward pass, which fails under ``torch.func`` transforms
+    (``functional_call`` over per-sample prompt copies: "Expected gradient function to be set"); the total needs
+    no tracker."""
 
     def __init__(self):
-        super().__init__(display=False)
+        super().__init__(display=False, custom_mapping=_cpu_attention_formulas())
         self.mod_tracker = _GlobalOnly()
 
 
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of everything ``fn`` runs (forward and backward: the counter sees every dispatched matmul/conv)."""
-    with TotalFlopCounter() as counter:
-        fn()
+    """FLOPs of everything ``fn`` runs (forward and backward: the counter sees every dispatched matmul/conv).
+
+    ``nn.MultiheadAttention``'s inference fast path (no grad, eval: one fused ``_native_multi_head_attention``
+    op, which the counter does not know) is turned off meanwhile, so that its projections and attention count.
+    """
+    mha = getattr(torch.backends, 'mha', None)
+    fast = mha.get_fastpath_enabled() if mha is not None else None
+    if mha is not None:
+        mha.set_fastpath_enabled(False)
+    try:
+        with TotalFlopCounter() as counter:
+            fn()
+    finally:
+        if mha is not None:
+            mha.set_fastpath_enabled(fast)
     return int(counter.get_total_flops())
 
 

@@ -37,8 +37,8 @@ def mode_table(report: dict) -> str:
 def stage_table(report: dict) -> str:
     stages: list[str] = []
     for r in report['modes'].values():
-        stages += [s for s in r.get('stages_ms_per_img', {}) if s not in stages]
-    rows = [[name] + [_num(r.get('stages_ms_per_img', {}).get(s), '.2f') for s in stages]
+        stages += [s for s in (r.get('stages_ms_per_img') or {}) if s not in stages]
+    rows = [[name] + [_num((r.get('stages_ms_per_img') or {}).get(s), '.2f') for s in stages]
             for name, r in report['modes'].items() if 'error' not in r]
     return tabulate(rows, headers=['mode (ms/img)'] + stages, tablefmt='github', disable_numparse=True)
 

@@ -121,3 +121,27 @@ def test_cpu_peak_memory_is_read():
     mem = PeakMemory('cpu')
     mem.reset()
     assert mem.peak_mb() > 0
+
+
+def test_a_mode_out_of_memory_is_recorded_and_the_others_go_on(tool, tmp_path, monkeypatch):
+    import torch
+
+    from promptsync.experiments import speed
+    calls = []
+
+    def flops_then_oom(fn):
+        calls.append(1)
+        if len(calls) == 2:  # the second mode
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 80.00 GiB')
+        return 1
+    monkeypatch.setattr(speed, 'count_flops', flops_then_oom)
+    out = tmp_path / 'speed'
+    tool.main([str(ROOT / 'configs/shapes/tpt.py'), '--samples', '1', '--views', '2', '--warmup', '0', '--synthetic',
+               '--modes', 'reference,batched:2', '--no-progress', '--out', str(out)])
+    report = json.loads((out / 'speed.json').read_text())
+    oom = report['modes']['batched:2']
+    assert oom['error'].startswith('out of memory') and oom['peak_mem_mb'] > 0
+    assert all(k in oom for k in MODE_KEYS) and oom['identical_predictions'] is None
+    assert report['modes']['reference']['identical_predictions'] is True
+    rows = table_rows((out / 'speed.md').read_text())
+    assert len(rows) == 2 and 'out of memory' in rows[1]
