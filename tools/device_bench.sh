@@ -8,7 +8,7 @@
 #   bash tools/device_bench.sh                 # results under ${OUT:-work_dirs/device_bench}/<run>/speed.{json,md}
 #   SAMPLES=16 bash tools/device_bench.sh      # fewer timed samples per mode
 #
-# Environment: PYTHON (default python3), OUT, SAMPLES (timed samples per mode, default 48), WARMUP (untimed
+# Environment: PYTHON (default python3), OUT, SAMPLES (timed samples per mode, default 32), WARMUP (untimed
 # samples per mode, rounded up to whole batches, default 16), VIEWS (default 64), PEAK_TFLOPS (default 989: H200
 # bf16 dense), DEVICE (default cuda), CFG_OPTIONS (extra KEY=VALUE items for every run, applied last; e.g. a smoke
 # test of this script on a CPU: DEVICE=cpu SAMPLES=1 WARMUP=0 VIEWS=4 CFG_OPTIONS=model.backbone.model_name=ps-tiny-vit).
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 OUT_DIR=${OUT:-work_dirs/device_bench}
-SAMPLES=${SAMPLES:-48}
+SAMPLES=${SAMPLES:-32}
 WARMUP=${WARMUP:-16}
 PEAK_TFLOPS=${PEAK_TFLOPS:-989}
 VIEWS=${VIEWS:-64}
