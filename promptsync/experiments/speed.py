@@ -190,6 +190,7 @@ def run_mode(mode: Mode, opts: SpeedOptions, options: Mapping[str, Any], shared:
     items, size = shared.items, mode.batch_size
     memory = PeakMemory(device)
     memory.reset()
+    baseline = memory.current_mb()  # model, prompts, bank and inputs: held before any sample runs
     try:
         warm = [items[i % len(items)] for i in range(math.ceil(opts.warmup / size) * size)] if opts.warmup else []
         for chunk in _chunks(warm, size):
@@ -250,6 +251,7 @@ def run_mode(mode: Mode, opts: SpeedOptions, options: Mapping[str, Any], shared:
     return dict(
         batch_size=size, options=dict(mode.options), **latency_stats(per_img), img_per_s=n / tta_s,
         img_per_s_with_views=n / (tta_s + views_s), peak_mem_mb=peak, peak_mem_kind=memory.kind,
+        baseline_mem_mb=baseline, adapt_mem_mb=peak - baseline,
         stages_ms_per_img={k: 1000.0 * s / n for k, s in stages.items()}, gflop_per_img=flops / 1e9,
         views=v, precision=model_precision(cfg), engine=engine, logits=logits,
         selected_views={str(i): s for i, s in sorted(recorder.selected.items())})

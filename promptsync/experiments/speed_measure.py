@@ -52,6 +52,20 @@ class PeakMemory:
         elif self.resettable:
             self._clear_refs()
 
+    def current_mb(self) -> float:
+        """What is held now (CUDA: allocated tensors; CPU: the resident set): the baseline of a mode's peak."""
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.memory_allocated(self.device) / MB
+        try:
+            with open('/proc/self/status') as f:
+                for line in f:
+                    if line.startswith('VmRSS:'):
+                        return int(line.split()[1]) * 1024 / MB
+        except OSError:
+            pass
+        return float('nan')
+
     def peak_mb(self) -> float:
         if self.cuda:
             torch.cuda.synchronize(self.device)

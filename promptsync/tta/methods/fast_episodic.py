@@ -156,7 +156,9 @@ class FastEpisodic:
                     total = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
                     source.optimizer.zero_grad(set_to_none=True)
                     with m.timer('backward'):
-                        source.backward_and_step(total, frozen)
+                        source.backward(total, frozen)
+                    with m.timer('optimizer_step'):
+                        source.step()
                     source.stepped()
                     for ctx in ctxs:
                         m.hooks.call('after_step', ctx)

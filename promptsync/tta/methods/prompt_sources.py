@@ -45,11 +45,13 @@ class OwnPrompts:
     def frozen(self, frozen: list) -> list:
         return list(frozen)
 
-    def backward_and_step(self, total: torch.Tensor, frozen: list) -> None:
-        """The reference loop's backward and step (with its grad scaler)."""
+    def backward(self, total: torch.Tensor, frozen: list) -> None:
+        """The reference loop's backward (with its grad scaler)."""
         self.scaler.scale(total).backward()
         for p in frozen:  # this phase leaves these tensors (and their optimizer state) alone
             p.grad = None
+
+    def step(self) -> None:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -73,18 +75,18 @@ class PromptCopies:
         self.overflowed = torch.zeros(size, dtype=torch.bool)
         self.at_initial = True
 
-    def backward_and_step(self, total: torch.Tensor, frozen: list) -> None:
-        """Backward of the summed loss and one optimizer step of every copy (an overflowed copy keeps its tensors)."""
-        if self.loss_scale is None:
-            total.backward()
-            for p in self.frozen(frozen):
-                p.grad = None
-            self.optimizer.step()
-            return
-        (total * self.loss_scale).backward()
-        inv = torch.tensor(self.loss_scale, dtype=torch.float64).reciprocal().float()
+    def backward(self, total: torch.Tensor, frozen: list) -> None:
+        """Gradients of the summed loss for every copy (the frozen tensors' dropped)."""
+        (total if self.loss_scale is None else total * self.loss_scale).backward()
         for p in self.frozen(frozen):
             p.grad = None
+
+    def step(self) -> None:
+        """One optimizer step of every copy; under a loss scale, an overflowed copy keeps its tensors."""
+        if self.loss_scale is None:
+            self.optimizer.step()
+            return
+        inv = torch.tensor(self.loss_scale, dtype=torch.float64).reciprocal().float()
         finite = torch.ones(self.size, dtype=torch.bool, device=self.method.device)
         for t in self.stacked.values():
             if t.grad is not None:
