@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms as T
@@ -39,9 +40,19 @@ class _ViewBase:
         self.original = T.Compose([T.Resize(min(self.size), interpolation=_interp(interpolation)),
                                    T.CenterCrop(self.size)])
         self.to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def original_view(self, img: Image.Image) -> torch.Tensor:
         return self.to_tensor(self.original(img))
+
+    def stack_to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``to_tensor`` of every image, as one ``[N, 3, H, W]`` conversion: the same float32 operations as
+        torchvision's ``ToTensor`` + ``Normalize`` (bit-identical, tested), without the per-image overhead."""
+        if any(im.mode != 'RGB' for im in images):
+            return torch.stack([self.to_tensor(im) for im in images])
+        x = torch.from_numpy(np.stack([np.asarray(im) for im in images])).permute(0, 3, 1, 2).contiguous()
+        return x.to(torch.get_default_dtype()).div(255).sub_(self.mean).div_(self.std)
 
 
 @TRANSFORMS.register_module()
@@ -63,13 +74,15 @@ class TPTViews(_ViewBase):
         crop_scale: RandomResizedCrop area range (torchvision's default (0.08, 1.0), as TPT).
         crop_interpolation: interpolation of the random crops (TPT: torchvision's default, bilinear).
         augmix: apply AugMix on top of the crop (TPT: fine-grained datasets only).
+        stack_convert: convert the crops to tensors in one batch (bit-identical; ``False`` = one by one).
     """
 
     def __init__(self, image_size, mean, std, interpolation: str = 'bicubic', resize_mode: str = 'shortest',
                  n_views: int = 64, crop_scale: Sequence[float] = (0.08, 1.0), flip: bool = True,
                  crop_interpolation: str = 'bilinear', augmix: bool = False, augmix_severity: float = 1.0,
-                 augmix_width: int = 3):
+                 augmix_width: int = 3, stack_convert: bool = True):
         super().__init__(image_size, mean, std, interpolation, resize_mode)
+        self.stack_convert = stack_convert
         if n_views < 1:
             raise ValueError(f'n_views must be >= 1, got {n_views}')
         self.n_views = n_views
@@ -82,6 +95,10 @@ class TPTViews(_ViewBase):
         self.augmix_width = augmix_width
 
     def __call__(self, img: Image.Image, rng: SampleRNG) -> torch.Tensor:
+        if self.stack_convert and not self.augmix:
+            with rng.torch_scope():
+                crops = [self.crop(img) for _ in range(self.n_views - 1)]
+            return self.stack_to_tensor([self.original(img)] + crops)
         views = [self.original_view(img)]
         with rng.torch_scope():
             for _ in range(self.n_views - 1):

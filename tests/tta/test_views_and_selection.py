@@ -95,3 +95,13 @@ def test_selection_options():
     assert VIEW_SELECTORS.build(dict(type='AllViews'))(logits).tolist() == list(range(10))
     with pytest.raises(ValueError, match='ratio'):
         VIEW_SELECTORS.build(dict(type='ConfidenceSelection', ratio=0))
+
+
+@pytest.mark.parametrize('mode', ['RGB', 'L'])
+def test_stacked_conversion_is_bit_identical_to_one_by_one(image, mode):
+    """The views' batched tensor conversion equals torchvision's ToTensor + Normalize per crop, bit for bit."""
+    img = image.convert(mode).convert('RGB') if mode == 'L' else image
+    fast = build(dict(type='TPTViews', n_views=16))
+    plain = build(dict(type='TPTViews', n_views=16, stack_convert=False))
+    a, b = fast(img, SampleRNG.for_sample(0, 5)), plain(img, SampleRNG.for_sample(0, 5))
+    assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)
