@@ -41,27 +41,7 @@ except ImportError:  # a checkout that is not installed
 
 from promptsync.experiments.speed import DEFAULT_MODES, SpeedOptions, benchmark_speed, parse_modes  # noqa: E402
 from promptsync.experiments.speed_report import format_report, write_report  # noqa: E402
-from promptsync.utils.cli import add_cfg_options, base_parser, positive_int, run_cli  # noqa: E402
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
-    return value
+from promptsync.utils.cli import add_cfg_options, base_parser, number_arg, positive_int, run_cli  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,16 +49,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('config', help='method config file, e.g. configs/promptsync/vit_b16_imagenet_r.py')
     p.add_argument('--modes', default=DEFAULT_MODES, help=f'comma-separated modes (default {DEFAULT_MODES})')
     p.add_argument('--samples', type=positive_int, default=8, help='timed samples per mode (default 8)')
-    p.add_argument('--warmup', type=non_negative_int, default=1,
+    p.add_argument('--warmup', type=number_arg(int, 0), default=1,
                    help='untimed samples per mode before timing, rounded up to whole batches (default 1)')
     p.add_argument('--views', type=positive_int, help='views per sample (sets tta.views.n_views)')
     p.add_argument('--classes', type=positive_int, help="the first C classes of the config's dataset (default all)")
     p.add_argument('--random-init', action='store_true', help='random backbone weights (model.backbone.pretrained=None)')
     p.add_argument('--synthetic', action='store_true', help='seeded random images instead of the dataset\'s')
     p.add_argument('--device', help="'cpu', 'cuda', 'cuda:1' (default: the config's device)")
-    p.add_argument('--peak-tflops', type=positive_float,
+    p.add_argument('--peak-tflops', type=number_arg(float, 0, above=True),
                    help="the device's peak TFLOP/s for the run's precision, e.g. 989 (H200, bf16 dense)")
-    p.add_argument('--atol', type=positive_float, default=1e-4,
+    p.add_argument('--atol', type=number_arg(float, 0, above=True), default=1e-4,
                    help='largest fp32 logit difference to the reference mode that counts as identical (default 1e-4)')
     p.add_argument('--out', help='output folder (default: work_dirs/speed/<config folder>/<config name>)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')

@@ -29,14 +29,24 @@ def epilog(extra: str = '') -> str:
         '  ' + line for line in CFG_OPTIONS_HELP.strip().splitlines())
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
+def number_arg(kind: type = int, minimum: float = 1, above: bool = False):
+    """An argparse ``type``: a ``kind`` (int or float) ``>= minimum`` (``> minimum`` when ``above``)."""
+    what = 'an integer' if kind is int else 'a number'
+    bound = f"{'>' if above else '>='} {minimum}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {what} {bound}, got {text!r}') from None
+        if value < minimum or (above and value == minimum) or value != value:
+            raise argparse.ArgumentTypeError(f'must be {bound}, got {text}')
+        return value
+    parse.__name__ = f'{kind.__name__} {bound}'  # what argparse names in its error
+    return parse
+
+
+positive_int = number_arg(int, 1)
 
 
 def base_parser(description: str, extra_epilog: str = '') -> argparse.ArgumentParser:
