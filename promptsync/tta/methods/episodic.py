@@ -232,8 +232,9 @@ class EpisodicTTA(TTAMethod):
 
     def _record(self, plan: EnginePlan) -> None:
         key = (plan.mode, plan.group, tuple(plan.reasons))
-        if key not in self._plans and plan.reasons:
-            logger.info('tta engine: %s, %d sample(s) at a time: %s', plan.mode, plan.group, '; '.join(plan.reasons))
+        if key not in self._plans:  # once per distinct plan: which engine runs, and what held it back
+            logger.info('tta engine: %s, %d sample(s) at a time%s', plan.mode, plan.group,
+                        (': ' + '; '.join(plan.reasons)) if plan.reasons else '')
         self._plans[key] = self._plans.get(key, 0) + 1
 
     def engine_summary(self) -> dict[str, Any]:
