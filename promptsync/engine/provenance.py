@@ -37,8 +37,8 @@ JOB_RUNTIME_KEYS = {
 }
 #: switches between exact ways of computing the same numbers (engine, shortcuts; equal to fp32 tolerance, tested):
 #: left out of every job's fingerprint, like data.batch_size, so a run with them resumes a run without
-SPEED_KEYS = ('model.backbone.truncate_text', 'model.backbone.text_grad_checkpointing', 'tta.mode', 'tta.batch_size',
-              'tta.grad_views', 'tta.reuse_initial_text')
+SPEED_KEYS = ('model.backbone.truncate_text', 'model.backbone.text_grad_checkpointing', 'model.image_chunk_size',
+              'tta.mode', 'tta.batch_size', 'tta.grad_views', 'tta.reuse_initial_text')
 #: the prototype job's fingerprint keeps only these (what the bank's numbers depend on)
 PROTOTYPE_KEYS = ('model', 'custom_imports', 'proxy_data.dataset', 'proxy_data.max_samples',
                   'proxy_data.subset_seed', 'prototypes.layers', 'prototypes.per_class', 'prototypes.token_stats',

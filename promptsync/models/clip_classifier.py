@@ -19,6 +19,10 @@ from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint
 from promptsync.models.prompt_learners.stacking import stack_text_prompts, stack_vision_prompts
 from promptsync.registry import BACKBONES, PROMPT_LEARNERS
 
+#: images per encoder pass on a CPU (image_chunk_size='auto'): on two cores a pass of 256 or more 64-view rows runs
+#: about half as fast per image as passes of 64 (docs/performance.md)
+CPU_IMAGE_CHUNK = 64
+
 
 def _chunk_text(tp: TextPrompts, start: int, stop: int) -> dict[str, Any]:
     def rows(t):
@@ -33,13 +37,20 @@ class PromptedCLIP(nn.Module):
         backbone: a built backbone (``OpenCLIP``).
         prompt_learner: a built prompt learner bound to ``backbone``.
         text_chunk_size: encode at most this many class prompts at once (``None`` = all).
+        image_chunk_size: encode at most this many images (views) at once: ``'auto'`` = 64 on a CPU (larger
+            batches run slower per image there) and all at once on a GPU; ``None`` = all; an int.
     """
 
-    def __init__(self, backbone: nn.Module, prompt_learner: PromptLearner, text_chunk_size: int | None = None):
+    def __init__(self, backbone: nn.Module, prompt_learner: PromptLearner, text_chunk_size: int | None = None,
+                 image_chunk_size: int | str | None = 'auto'):
         super().__init__()
+        if not (image_chunk_size in (None, 'auto') or (isinstance(image_chunk_size, int) and image_chunk_size >= 1)):
+            raise ConfigError(f"model.image_chunk_size={image_chunk_size!r} must be 'auto', None or an integer >= 1",
+                              where='model.image_chunk_size')
         self.backbone = backbone
         self.prompt_learner = prompt_learner
         self.text_chunk_size = text_chunk_size
+        self.image_chunk_size = image_chunk_size
         self.prompt_checkpoint: dict[str, str] | None = None  # metadata of the loaded initial prompts
         self._label_space: LabelSpace | None = None
 
@@ -80,12 +91,25 @@ class PromptedCLIP(nn.Module):
     def image_features(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
         """Normalised image features ``[B, E]`` with the learner's visual prompts (if any)."""
         vp = (prompts if prompts is not None else self.prompts()).vision if self.prompt_learner.has_vision_prompts else None
+        n = images.shape[0]
+        step = self.image_chunk_size if isinstance(self.image_chunk_size, int) else n
+        if self.image_chunk_size == 'auto':
+            step = n if self.backbone.device.type == 'cuda' else CPU_IMAGE_CHUNK
+        step = max(1, min(step, n))
+
+        def rows(t, s, e):
+            return t[s:e] if t is not None and t.dim() == 3 else t
+        out = []
         with self.backbone.autocast():
-            if vp is None:
-                out = self.backbone.encode_image(images, normalize=True)
-            else:
-                out = self.backbone.encode_image(images, vp.shallow, vp.deep, normalize=True)
-        return out.float()
+            for s in range(0, n, step):
+                e = min(s + step, n)
+                if vp is None:
+                    out.append(self.backbone.encode_image(images[s:e], normalize=True))
+                else:
+                    out.append(self.backbone.encode_image(images[s:e], rows(vp.shallow, s, e),
+                                                          {k: rows(v, s, e) for k, v in vp.deep.items()},
+                                                          normalize=True))
+        return (out[0] if len(out) == 1 else torch.cat(out)).float()
 
     def text_features_of(self, prompts: Sequence[Prompts]) -> torch.Tensor:
         """``[B, C, E]``: the class text features of ``B`` prompt copies, encoded as one batch."""
@@ -121,11 +145,12 @@ def build_model(cfg: Mapping[str, Any], classes: list[str] | LabelSpace, device:
     learner = PROMPT_LEARNERS.build(dict(learner_cfg), default_args=dict(backbone=backbone))
     learner.to(backbone.device)
     space = classes if isinstance(classes, LabelSpace) else LabelSpace(tuple(classes))
-    unknown = set(cfg) - {'text_chunk_size', 'prompt_checkpoint'}
+    unknown = set(cfg) - {'text_chunk_size', 'image_chunk_size', 'prompt_checkpoint'}
     if unknown:
         raise ConfigError(f'unknown model config keys {sorted(unknown)}', where='model',
-                          fix='expected backbone, prompt_learner, prompt_checkpoint, text_chunk_size')
-    model = PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'))
+                          fix='expected backbone, prompt_learner, prompt_checkpoint, text_chunk_size, image_chunk_size')
+    model = PromptedCLIP(backbone, learner, text_chunk_size=cfg.get('text_chunk_size'),
+                         image_chunk_size=cfg.get('image_chunk_size', 'auto'))
     model.set_label_space(space)
     if cfg.get('prompt_checkpoint'):
         model.prompt_checkpoint = load_prompt_checkpoint(learner, cfg['prompt_checkpoint'])

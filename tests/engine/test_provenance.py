@@ -149,7 +149,7 @@ def test_speed_switches_leave_every_fingerprint_alone():
     """Engine and shortcut switches compute the same numbers (tests/tta/test_fast_engine.py), so a run with them
     resumes a run without them and a prototype bank stays valid; a switch that changes the numbers does not."""
     cfg = load_config(str(ROOT / 'configs/shapes/promptsync.py'))
-    fast = {'model.backbone.truncate_text': False, 'model.backbone.text_grad_checkpointing': True,
+    fast = {'model.backbone.truncate_text': False, 'model.backbone.text_grad_checkpointing': True, 'model.image_chunk_size': 8,
             'tta.mode': 'reference', 'tta.batch_size': 4, 'tta.grad_views': 'all', 'tta.reuse_initial_text': False}
     other = load_config(str(ROOT / 'configs/shapes/promptsync.py'))
     other.merge_from_dict(fast)
