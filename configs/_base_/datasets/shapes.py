@@ -3,4 +3,4 @@
 data = dict(
     dataset=dict(type='SyntheticShapes', root='{{$PROMPTSYNC_DATA:data}}/synthetic_shapes', domain='sketch',
                  split='test', per_class=50, imbalance=None, order='class', image_size=32, seed=0),
-    batch_size=1, num_workers=0, max_samples=None, shard=None)
+    batch_size=4, num_workers=0, max_samples=None, shard=None)  # 4 images adapted at once (exact; docs/performance.md)
