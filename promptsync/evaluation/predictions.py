@@ -51,20 +51,21 @@ class PredictionTable:
     labels: torch.Tensor        # [N]
     topk: torch.Tensor          # [N, K] class indices, best first (padded with -1)
     confidence: torch.Tensor    # [N]
+    num_classes: int | None = None  # the label space's size, where the caller knows it (a run does)
 
     @classmethod
-    def from_records(cls, records: Iterable[dict]) -> 'PredictionTable':
+    def from_records(cls, records: Iterable[dict], num_classes: int | None = None) -> 'PredictionTable':
         records = list(records)
         if not records:
             return cls(torch.zeros(0, dtype=torch.long), torch.zeros(0, TOPK_STORED, dtype=torch.long),
-                       torch.zeros(0))
+                       torch.zeros(0), num_classes)
         width = max(max(len(r['topk']) for r in records), 1)
         topk = torch.full((len(records), width), -1, dtype=torch.long)  # -1 never equals a label
         for i, r in enumerate(records):
             topk[i, :len(r['topk'])] = torch.tensor(r['topk'], dtype=torch.long)
         conf = [float('nan') if r['confidence'] is None else r['confidence'] for r in records]
         return cls(torch.tensor([r['label'] for r in records], dtype=torch.long), topk,
-                   torch.tensor(conf, dtype=torch.float))
+                   torch.tensor(conf, dtype=torch.float), num_classes)
 
     def __len__(self) -> int:
         return int(self.labels.numel())

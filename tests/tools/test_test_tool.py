@@ -93,3 +93,20 @@ def test_interrupted_predictions_file_is_resumed(test_tool, tmp_path, tiny_overr
     path.write_text('\n'.join(lines[:4]) + '\n' + lines[4][:10])  # torn write
     out = run(test_tool, TPT, tmp_path, ov)
     assert out['num_resumed'] == 4 and out['num_new'] == 8 and out['num_samples'] == 12
+
+
+def test_calibration_and_collapse_metrics_of_a_run(test_tool, tmp_path, tiny_overrides):
+    """ECE and the collapse measures in metrics.json equal a recomputation from the run's own prediction records, and
+    the label space size comes from the run (4 classes)."""
+    from promptsync.evaluation import ExpectedCalibrationError, PredictionCollapse, PredictionTable
+    ov = dict(small_tpt(tiny_overrides))
+    argv = [TPT, '--work-dir', str(tmp_path), *options(ov), 'default_hooks.progress.disable=True',
+            'metrics=[dict(type=Accuracy, topk=(1, 5)), dict(type=ExpectedCalibrationError), '
+            'dict(type=PredictionCollapse)]']
+    test_tool.main(argv)
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())['metrics']
+    table = PredictionTable.from_records(read_records(tmp_path / 'predictions.jsonl'), 4)
+    assert metrics['ece'] == pytest.approx(ExpectedCalibrationError().compute(table)['ece'])
+    expected = PredictionCollapse().compute(table)
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected)
+    assert metrics['label_entropy'] == pytest.approx(1.0)  # 3 images of each of the 4 classes

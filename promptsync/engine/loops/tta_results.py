@@ -56,7 +56,7 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
     if not records:
         raise DataError(f'none of the {len(wanted)} selected images could be read (listed in {work_dir / SKIPPED})',
                         where='data.dataset', fix='check the data root and files')
-    values = compute_metrics(metrics, PredictionTable.from_records(records))
+    values = compute_metrics(metrics, PredictionTable.from_records(records, len(run_json.get('classes') or []) or None))
     failed = [r['index'] for r in records if r.get('nonfinite')]
     if failed:
         logger.warning('%d of %d samples had non-finite logits and count as wrong (first: %s)', len(failed),
