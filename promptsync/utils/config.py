@@ -82,3 +82,12 @@ def load_config(path: str | Path, cfg_options: Mapping[str, Any] | None = None) 
                                   "with _delete_=True, e.g. \"tta.update=dict(_delete_=True, type='joint')\", or "
                                   'set the inner key') from err
     return cfg
+
+
+def flag(value: Any, key: str) -> bool:
+    """A config switch that must be ``True`` or ``False`` (``'yes'`` or ``1`` from a typo is refused, never read as a
+    truth value)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f'{key} must be True or False, got {value!r}', where=key,
+                          fix=f'write {key}=True or {key}=False')
+    return value

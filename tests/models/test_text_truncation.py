@@ -94,3 +94,10 @@ def test_text_grad_checkpointing_gives_the_same_gradients():
     assert torch.allclose(feats, ref, atol=1e-6)
     for name in ref_grads:
         assert torch.allclose(grads[name], ref_grads[name], atol=1e-6, rtol=1e-5), name
+
+
+def test_text_switches_must_be_booleans():
+    from promptsync.errors import ConfigError
+    from promptsync.models.backbones import OpenCLIP
+    with pytest.raises(ConfigError, match="truncate_text must be True or False, got 'yes'"):
+        OpenCLIP('ps-tiny-vit', pretrained=None, precision='fp32', truncate_text='yes')

@@ -165,6 +165,8 @@ def test_unsafe_hook_or_reset_policy_falls_back_and_says_why(backbone, bank_file
     assert any('LBFGS' in r for r in sgd_lbfgs.engine_summary()['one_at_a_time_because'])
     with pytest.raises(ConfigError, match="tta.mode='quick'"):
         EpisodicTTA(model, losses=[ENTROPY], mode='quick')
+    with pytest.raises(ConfigError, match="tta.reuse_initial_text must be True or False, got 'maybe'"):
+        EpisodicTTA(model, losses=[ENTROPY], reuse_initial_text='maybe')
 
 
 def test_online_reset_policy_runs_fast_one_sample_at_a_time_and_matches(backbone, bank_file):

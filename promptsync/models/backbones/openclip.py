@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from promptsync.registry import BACKBONES
+from promptsync.utils.config import flag
 from promptsync.utils.files import load_torch_file, read_safetensors_metadata, require_file
 from promptsync.utils.logging import get_logger
 
@@ -108,8 +109,8 @@ class OpenCLIP(nn.Module):
                 "text encoding needs open_clip's built-in text transformer (the CLIP class).")
         self.model.requires_grad_(False)
         self.model.eval()
-        self.truncate_text = bool(truncate_text)
-        self.model.transformer.grad_checkpointing = bool(text_grad_checkpointing)
+        self.truncate_text = flag(truncate_text, 'model.backbone.truncate_text')
+        self.model.transformer.grad_checkpointing = flag(text_grad_checkpointing, 'model.backbone.text_grad_checkpointing')
         self.tokenizer = open_clip.get_tokenizer(model_name)
         pp = open_clip.get_model_preprocess_cfg(self.model)
         self.preprocess_cfg = dict(

@@ -24,6 +24,7 @@ from promptsync.registry import OPTIMIZERS, RESET_POLICIES, TTA_METHODS, VIEW_SE
 from promptsync.tta.context import SampleResult, TTAContext
 from promptsync.tta.timing import NO_TIMER
 from promptsync.tta.update_schedules import build_update_schedule
+from promptsync.utils.config import flag
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import SampleRNG, derive_seed
 
@@ -76,7 +77,7 @@ class EpisodicTTA(TTAMethod):
         if batch_size != 'auto' and not (isinstance(batch_size, int) and batch_size >= 1):
             raise ConfigError(f"tta.batch_size={batch_size!r} must be 'auto' or an integer >= 1", where='tta.batch_size')
         self.mode, self.batch_size, self.grad_views = mode, batch_size, grad_views
-        self.reuse_initial_text = bool(reuse_initial_text)
+        self.reuse_initial_text = flag(reuse_initial_text, 'tta.reuse_initial_text')
         self.learner = model.prompt_learner
         named = [(n, p) for n, p in self.learner.named_parameters() if p.requires_grad]
         self.param_names = [n for n, _ in named]
