@@ -29,7 +29,7 @@ from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import SampleRNG, derive_seed
 
 from .base import TTAMethod
-from .episodic_plan import EnginePlan, batch_blockers, plan_engine
+from .episodic_plan import EnginePlan, batch_blockers, plan_engine, refuse_batch_size
 from .fast_episodic import FastEpisodic
 from .prompt_sources import OwnPrompts, PromptCopies
 
@@ -105,11 +105,9 @@ class EpisodicTTA(TTAMethod):
         self.timer = NO_TIMER        # a benchmark installs an enabled StageTimer
         self.engine = FastEpisodic(self)
         self._initial_text: tuple[tuple, torch.Tensor] | None = None
-        self._plans: dict[tuple, int] = {}
+        self._plans_logged: set[tuple] = set()
         if mode == 'fast' and batch_size != 'auto' and batch_size > 1 and (blockers := batch_blockers(self)):
-            raise ConfigError(f'tta.batch_size={batch_size} cannot adapt samples together exactly: '
-                              + '; '.join(blockers), where='tta.batch_size',
-                              fix="use tta.batch_size='auto' (one sample at a time where batching is not exact) or 1")
+            refuse_batch_size(batch_size, blockers)
 
     @property
     def caches_image_features(self) -> bool:
@@ -233,10 +231,10 @@ class EpisodicTTA(TTAMethod):
 
     def _record(self, plan: EnginePlan) -> None:
         key = (plan.mode, plan.group, tuple(plan.reasons))
-        if key not in self._plans:  # once per distinct plan: which engine runs, and what held it back
+        if key not in self._plans_logged:  # once per distinct plan: which engine runs, and what held it back
             logger.info('tta engine: %s, %d sample(s) at a time%s', plan.mode, plan.group,
                         (': ' + '; '.join(plan.reasons)) if plan.reasons else '')
-        self._plans[key] = self._plans.get(key, 0) + 1
+            self._plans_logged.add(key)
 
     def engine_summary(self) -> dict[str, Any]:
         """The engine the config asks for and what stops it (the same on every shard: no per-batch counts)."""

@@ -71,7 +71,12 @@ def plan_engine(method, loaded: int) -> EnginePlan:
     if not blockers:
         return EnginePlan('fast', want)
     if method.batch_size != 'auto':
-        raise ConfigError(f'tta.batch_size={method.batch_size} cannot adapt samples together exactly: '
-                          + '; '.join(blockers), where='tta.batch_size',
-                          fix="use tta.batch_size='auto' (one sample at a time where batching is not exact) or 1")
+        refuse_batch_size(method.batch_size, blockers)
     return EnginePlan('fast', 1, blockers)
+
+
+def refuse_batch_size(batch_size: int, blockers: list[str]) -> None:
+    """An explicit ``tta.batch_size > 1`` that cannot be exact is an error, not a quiet fallback."""
+    raise ConfigError(f'tta.batch_size={batch_size} cannot adapt samples together exactly: ' + '; '.join(blockers),
+                      where='tta.batch_size',
+                      fix="use tta.batch_size='auto' (one sample at a time where batching is not exact) or 1")
