@@ -117,6 +117,22 @@ def versions() -> dict[str, str]:
 
 
 @RUNNERS.register_module()
+def prepare_config(cfg, job: str) -> None:
+    """What every use of a config for ``job`` does first: registries and the default scope, the config's
+    ``custom_imports``, then its required sections and unknown keys (errors)."""
+    if job not in JOB_LOOPS:
+        raise ConfigError(f"unknown job '{job}'", fix=f'jobs: {sorted(JOB_LOOPS)}')
+    register_all_modules(init_default_scope=False)
+    init_default_scope(cfg.get('default_scope') or SCOPE)
+    imports = cfg.get('custom_imports')
+    if imports:  # Config.fromfile imports a file's own; these may come from --cfg-options or code
+        import_modules_from_strings(**dict(imports))
+    missing = _missing_sections(cfg, job)
+    if missing:
+        raise ConfigError(f'{REQUIRED[job][1]}; missing: {missing}', where=str(cfg.filename or 'the config'))
+    check_config(cfg, job)
+
+
 class Runner:
     """Args:
         cfg: the resolved config (``load_config`` applies ``--cfg-options``).
@@ -200,17 +216,7 @@ class Runner:
 
     # ------------------------------------------------------------------ the session around a job
     def _prepare(self, job: str) -> None:
-        if job not in JOB_LOOPS:
-            raise ConfigError(f"unknown job '{job}'", fix=f'jobs: {sorted(JOB_LOOPS)}')
-        register_all_modules(init_default_scope=False)
-        init_default_scope(self.cfg.get('default_scope') or SCOPE)
-        imports = self.cfg.get('custom_imports')
-        if imports:  # Config.fromfile imports a file's own; these may come from --cfg-options or code
-            import_modules_from_strings(**dict(imports))
-        missing = _missing_sections(self.cfg, job)
-        if missing:
-            raise ConfigError(f'{REQUIRED[job][1]}; missing: {missing}', where=str(self.cfg.filename or 'the config'))
-        check_config(self.cfg, job)
+        prepare_config(self.cfg, job)
         if self.shard_arg is None and job == 'test':  # data.shard in the config is the same as --shard
             self.shard_arg = parse_shard((self.cfg.get('data') or {}).get('shard'))
         if self.shard_arg is not None and job != 'test':

@@ -26,17 +26,14 @@ from types import SimpleNamespace
 from typing import Any, Mapping
 
 import torch
-from mmengine.registry import init_default_scope
-from mmengine.utils import import_modules_from_strings
 
 from promptsync.datasets.view_dataset import collate_views
-from promptsync.engine.config_check import check_config
 from promptsync.engine.resources import needs_prototypes
-from promptsync.engine.runner import resolve_device
+from promptsync.engine.runner import prepare_config, resolve_device
 from promptsync.errors import ArgumentError
 from promptsync.hooks import HookList, Progress, ProgressBarHook
 from promptsync.models import build_model
-from promptsync.registry import SCOPE, TTA_METHODS, register_all_modules
+from promptsync.registry import TTA_METHODS
 from promptsync.tta.timing import StageTimer
 from promptsync.tta.views import build_views
 from promptsync.utils.config import load_config, lookup
@@ -112,14 +109,6 @@ class Shared:
     notes: list[str] = field(default_factory=list)
 
 
-def _prepare(cfg) -> None:
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get('default_scope') or SCOPE)
-    if cfg.get('custom_imports'):
-        import_modules_from_strings(**dict(cfg.custom_imports))
-    check_config(cfg, 'test')
-
-
 def _base_options(opts: SpeedOptions) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if opts.views is not None:
@@ -173,7 +162,7 @@ def _progress(name: str, total: int, enabled: bool):
 
 def run_mode(mode: Mode, opts: SpeedOptions, options: Mapping[str, Any], shared: Shared, tmp: Path) -> dict:
     cfg = load_config(opts.config, {**options, **mode.options})
-    _prepare(cfg)
+    prepare_config(cfg, 'test')
     tree = cfg.to_dict()
     device = resolve_device(cfg.get('device', 'auto'))
     seed = int(cfg.get('seed', 0))
@@ -292,7 +281,7 @@ def benchmark_speed(opts: SpeedOptions) -> dict:
                             where='--samples/--warmup')
     options = {**_base_options(opts), **dict(opts.cfg_options)}
     cfg = load_config(opts.config, options)
-    _prepare(cfg)
+    prepare_config(cfg, 'test')
     notes = []
     ckpt = lookup(cfg.to_dict(), 'model.prompt_checkpoint')
     if ckpt and not Path(str(ckpt)).is_file():
