@@ -20,6 +20,13 @@ class TTAMethod(metaclass=ABCMeta):
     samples one after another or, later, all at once with per-sample prompt copies.
     """
 
+    #: ``True`` for an *online* method (TDA, DPE): a prediction depends on the samples seen before it, so the stream
+    #: order (``data.stream``) is part of the result. The loop then runs the whole stream on one process (sharding
+    #: is refused) and saves :meth:`state_dict` after every batch, so that a resumed run continues exactly where
+    #: the saved state ends. Such a method must process a loaded batch's samples one after another, in order, so
+    #: that its predictions do not depend on ``data.batch_size``.
+    stateful: bool = False
+
     def __init__(self, model, hooks: HookList | None = None, seed: int = 0,
                  resources: Mapping[str, Any] | None = None):
         self.model = model                          # its label_space holds the test classes (names, ids)
@@ -38,6 +45,15 @@ class TTAMethod(metaclass=ABCMeta):
     def summary(self) -> dict[str, Any]:
         """Counters the method wants recorded in ``metrics.json``."""
         return {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The state carried across samples as named tensors (saved with safetensors); ``{}`` when stateless."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (a stateful method must override both)."""
+        if state:
+            raise NotImplementedError(f'{type(self).__name__} saved a state but cannot load it')
 
     @staticmethod
     def unpack(batch: dict[str, Any]):
