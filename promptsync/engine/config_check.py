@@ -53,7 +53,8 @@ _MODULE_COMMON = ('type', '_scope_', '_delete_')
 DATASET = Module(DATASETS)
 MODEL = dict(backbone=Module(BACKBONES), prompt_learner=Module(PROMPT_LEARNERS), prompt_checkpoint=ANY,
              text_chunk_size=ANY, image_chunk_size=ANY)
-TEST_DATA = dict(dataset=DATASET, batch_size=ANY, num_workers=ANY, max_samples=ANY, shard=ANY, subset_seed=ANY)
+TEST_DATA = dict(dataset=DATASET, batch_size=ANY, num_workers=ANY, max_samples=ANY, shard=ANY, subset_seed=ANY,
+                 stream=ANY)  # data.stream is checked by engine/stream.py
 PROXY_DATA = dict(dataset=DATASET, batch_size=ANY, num_workers=ANY, max_samples=ANY, subset_seed=ANY)
 PROTOTYPES = dict(file=ANY, layers=ANY, per_class=ANY, token_stats=ANY, dtype=ANY, save_every=ANY,
                   views=Module(TRANSFORMS), seed=ANY, verify=ANY)

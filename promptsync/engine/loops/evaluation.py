@@ -25,9 +25,13 @@ from promptsync.utils.seeding import seed_everything
 from ..provenance import differences, fingerprint, source_summary
 from ..resources import needs_prototypes
 from ..shards import select_indices
+from ..stream import build_stream
 
 logger = get_logger('test')
-DEFAULT_METRICS = [dict(type='Accuracy', topk=(1, 5))]
+#: every run's metrics unless the config lists its own: accuracy, balanced (mean per-class) accuracy, calibration
+#: and the collapse measures (configs/_base_/default_runtime.py holds the same list)
+DEFAULT_METRICS = [dict(type='Accuracy', topk=(1, 5)), dict(type='MeanPerClassAccuracy'),
+                   dict(type='ExpectedCalibrationError', bins=15), dict(type='PredictionCollapse')]
 
 
 @dataclass
@@ -38,9 +42,10 @@ class Evaluation:
     hooks: HookList
     method: Any
     metrics: list
-    indices: list[int]           # the selected samples (all shards)
+    indices: list[int]           # the selected samples (all shards), in stream order (data.stream)
     seed: int
     method_name: str
+    stream: dict                 # what data.stream kept and how it is ordered ({} without data.stream)
 
 
 def run_resources(cfg: Config) -> dict[str, str]:
@@ -99,9 +104,14 @@ def build_evaluation(cfg: Config, device: torch.device | str, hooks: HookList | 
     method = TTA_METHODS.build(tta_cfg, default_args=dict(
         model=model, hooks=hooks, seed=seed, resources=resources if resources is not None else run_resources(cfg)))
     metrics = [METRICS.build(dict(m)) for m in cfg.get('metrics') or DEFAULT_METRICS]
-    indices = select_indices(len(dataset), data_cfg.get('max_samples'), int(data_cfg.get('subset_seed') or 0))
+    selected = select_indices(len(dataset), data_cfg.get('max_samples'), int(data_cfg.get('subset_seed') or 0))
+    stream = build_stream([d.label for d in dataset.samples], selected, data_cfg.get('stream'))
+    if stream.info:
+        logger.info('stream: %d of %d selected samples kept (%s, order %s, achieved ratio %s)', len(stream.indices),
+                    len(selected), stream.info.get('imbalance') or 'balanced', stream.info['order'],
+                    stream.info['achieved_ratio'])
     name = tta_cfg['type'] if isinstance(tta_cfg['type'], str) else tta_cfg['type'].__name__
-    return Evaluation(dataset, model, views, hooks, method, metrics, indices, seed, name)
+    return Evaluation(dataset, model, views, hooks, method, metrics, stream.indices, seed, name, stream.info)
 
 
 def class_table(dataset) -> list[dict]:

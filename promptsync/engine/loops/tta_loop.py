@@ -36,6 +36,7 @@ from ..lock import WorkDirLock
 from ..shards import (PREDICTIONS, SHARD_FILE, SHARDS_DIR, SKIPPED, check_shards, clean_tails, merge_into, read_shard_file,
                       shard_dir, shard_indices, write_json)
 from .evaluation import build_evaluation, check_bank, class_table, run_resources
+from .online_state import STATE, OnlineState, refuse_shards
 from .tta_results import combine_parts, finalize, merge_complete_shards, results_table  # noqa: F401
 
 logger = get_logger('test')
@@ -59,8 +60,13 @@ class TTALoop(BaseLoop):
         if bs < 1:
             raise ConfigError(f'data.batch_size must be >= 1, got {bs}', where='data.batch_size')
         self.batch_size, self.num_workers = bs, int(data.get('num_workers') or 0)
-        self.selection = dict(max_samples=data.get('max_samples'), subset_seed=int(data.get('subset_seed') or 0))
+        self.selection = dict(max_samples=data.get('max_samples'), subset_seed=int(data.get('subset_seed') or 0),
+                              stream=data.get('stream'))
         self.shard = runner.shard
+        self.online = None
+        if getattr(self.ev.method, 'stateful', False):
+            refuse_shards(self.ev.method_name, self.shard)
+            self.online = OnlineState(self.ev.method, runner.work_dir, self.fingerprint, list(self.ev.indices))
         self.mine = shard_indices(self.ev.indices, self.shard, bs)
         self.wanted = set(self.ev.indices)
         self.work_dir = Path(runner.work_dir)
@@ -72,6 +78,10 @@ class TTALoop(BaseLoop):
                          method=self.ev.method_name, prompt_learner=type(model.prompt_learner).__name__,
                          backbone=model.backbone.model_name, pretrained=str(model.backbone.pretrained),
                          seed=self.ev.seed, fingerprint=self.fingerprint)
+        if self.ev.stream:
+            self.info['stream'] = self.ev.stream
+        if self.online is not None:
+            self.info['online'] = 'one stream on one process; the method state is carried from sample to sample'
         self.classes = class_table(ds)
         if getattr(ds, 'class_mapping', None):
             shown = '; '.join(f"{c['label']}: {c.get('folder')} -> {c['name']}" for c in self.classes[:20])
@@ -89,7 +99,7 @@ class TTALoop(BaseLoop):
         runner, top = self.runner, self.work_dir
         if runner.owns_work_dir:
             if not runner.resume:
-                for name in (PREDICTIONS, SKIPPED, 'metrics.json'):
+                for name in (PREDICTIONS, SKIPPED, 'metrics.json', STATE):
                     (top / name).unlink(missing_ok=True)
                 shutil.rmtree(top / SHARDS_DIR, ignore_errors=True)
             else:
@@ -145,7 +155,11 @@ class TTALoop(BaseLoop):
         self._prepare()
         self._start_files()
         previous = self._previous()
-        todo = [i for i in self.mine if i not in previous]  # skipped images of a previous run: retried
+        if self.online is not None:  # the saved state says where the stream goes on (skipped images are not retried)
+            previous = self.online.resume(previous)
+            todo = self.mine[len(self.online.done):]
+        else:
+            todo = [i for i in self.mine if i not in previous]  # skipped images of a previous run: retried
         if previous:
             logger.info('resuming: %d of %d samples already predicted', len(previous), len(self.mine))
         runner.ledger.listed_in = str(self.work_dir / SKIPPED)
@@ -178,6 +192,8 @@ class TTALoop(BaseLoop):
                         nonfinite += 1
                 records = [to_record(r) for r in results]
                 writer.write(records)
+                if self.online is not None:
+                    self.online.save([int(i) for i in batch['index']] + [int(r['index']) for r in batch['skipped']])
                 new += len(records)
                 predicted += len(records)
                 correct += sum(int(rec['correct']) for rec in records)

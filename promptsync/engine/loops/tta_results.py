@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from promptsync.datasets.view_dataset import SKIPPED_LISTED
 from promptsync.errors import ConfigError, DataError, ProvenanceError
-from promptsync.evaluation import PredictionTable, compute_metrics, read_records
+from promptsync.evaluation import PredictionTable, compute_metrics, per_class_accuracy, read_records
 from promptsync.registry import METRICS
 from promptsync.utils.logging import get_logger
 
@@ -56,7 +56,9 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
     if not records:
         raise DataError(f'none of the {len(wanted)} selected images could be read (listed in {work_dir / SKIPPED})',
                         where='data.dataset', fix='check the data root and files')
-    values = compute_metrics(metrics, PredictionTable.from_records(records, len(run_json.get('classes') or []) or None))
+    classes = run_json.get('classes') or []
+    table = PredictionTable.from_records(records, len(classes) or None)
+    values = compute_metrics(metrics, table)
     failed = [r['index'] for r in records if r.get('nonfinite')]
     if failed:
         logger.warning('%d of %d samples had non-finite logits and count as wrong (first: %s)', len(failed),
@@ -70,7 +72,8 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
                             'logits count as wrong',
                num_samples=len(records), num_skipped=len(skipped), num_nonfinite=len(failed), num_selected=len(wanted),
                skipped_paths=[r['path'] for r in skipped[:SKIPPED_LISTED]], nonfinite_indices=failed[:SKIPPED_LISTED],
-               method_stats=merge_summaries([p['method_stats'] for p in parts]))
+               method_stats=merge_summaries([p['method_stats'] for p in parts]),
+               per_class=per_class_accuracy(table, classes))
     write_json(work_dir / 'metrics.json', out)
     write_json(work_dir / 'run.json', run_json)
     (work_dir / 'results.md').write_text(results_table(out, run_json.get('timing'), fmt='github') + '\n')
