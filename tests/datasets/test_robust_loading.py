@@ -2,8 +2,10 @@
 ViewDataset + collate_views, tools/test.py (TTARunner), compute_prototypes and the prompt trainer."""
 import io
 import json
+import math
 import shutil
 import types
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -128,9 +130,26 @@ def by_index(path):
     return sorted(read_records(path), key=lambda r: r['index'])
 
 
-def recomputed(records):
-    return dict(top1=100.0 * sum(r['correct'] for r in records) / len(records),
-                top5=100.0 * sum(r['label'] in r['topk'][:5] for r in records) / len(records))
+def recomputed(records, n_classes=4):
+    """Every default metric, recomputed by hand from the prediction records."""
+    n = len(records)
+    per_class, bins = {}, {}
+    for r in records:
+        per_class.setdefault(r['label'], []).append(r['correct'])
+        bins.setdefault(max(0, math.ceil(r['confidence'] * 15) - 1), []).append(r)
+
+    def concentration(values):
+        shares = [k / n for k in Counter(values).values()]
+        return -sum(p * math.log(p) for p in shares) / math.log(n_classes), 100.0 * max(shares)
+    pred_entropy, pred_share = concentration([r['pred'] for r in records])
+    label_entropy, label_share = concentration([r['label'] for r in records])
+    return dict(top1=100.0 * sum(r['correct'] for r in records) / n,
+                top5=100.0 * sum(r['label'] in r['topk'][:5] for r in records) / n,
+                mean_class_top1=100.0 * sum(sum(v) / len(v) for v in per_class.values()) / len(per_class),
+                ece=100.0 * sum(abs(sum(x['correct'] for x in v) - sum(x['confidence'] for x in v))
+                                for v in bins.values()) / n, ece_excluded=0,
+                pred_entropy=pred_entropy, pred_max_share=pred_share, label_entropy=label_entropy,
+                label_max_share=label_share)
 
 
 def test_test_tool_skips_counts_and_reports(test_tool, tmp_path, tiny_overrides, broken, clean, capsys):
