@@ -172,7 +172,9 @@ class EpisodicTTA(TTAMethod):
             prompts = self.model.prompts()
             cached = ctx.extra.get('cached_image_features')
             image = cached[:1] if cached is not None else self.model.image_features(ctx.views[:1], prompts)
-            return self.model.logits(image, self.model.text_features(prompts))[0]
+            text = self.model.text_features(prompts)
+            ctx.extra['predict_image_feature'], ctx.extra['predict_text_features'] = image[0], text  # for hooks
+            return self.model.logits(image, text)[0]
 
     def initial_text_features(self) -> torch.Tensor:
         """``[C, E]`` text features of the initial prompts (computed once per label space; call only while

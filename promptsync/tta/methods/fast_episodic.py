@@ -175,4 +175,6 @@ class FastEpisodic:
             else:
                 images, _ = self._images(ctxs, prompts, [slice(0, 1)] * len(ctxs), (),
                                          stage='predict')
+            for b, ctx in enumerate(ctxs):  # what the prediction is made of, for hooks (after_predict)
+                ctx.extra['predict_image_feature'], ctx.extra['predict_text_features'] = images[b][0], text[b]
             return [m.model.logits(images[b], text[b])[0] for b in range(len(ctxs))]
