@@ -38,6 +38,8 @@ def main(argv=None) -> int:
           f"(chance 5%), {time.time() - started:.0f} s\n")
     print(table)
     print(f'\nwritten to {args.work_dir}/benchmark.md; the full run with 3 seeds is in docs/results.md')
+    figure = Path(args.work_dir) / 'benchmark.png'
+    print(f'figure: {figure}' if figure.is_file() else 'no figure (the warning above says why)')
     return 1 if out['failed'] else 0
 
 

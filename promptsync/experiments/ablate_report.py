@@ -13,6 +13,9 @@ from typing import Any
 
 from tabulate import tabulate
 
+from promptsync.visualization.ablation_plot import ablation_plot
+from promptsync.visualization.safe import plot_safely
+
 RUN_STATES = ('ran', 'reused', 'failed', 'pending')
 
 
@@ -99,7 +102,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_outputs(state: dict, work_dir: Path, final: bool = False) -> str:
-    """Write ablation.json/.csv/.md into ``work_dir``; when ``final``, also print the table. Returns it."""
+    """Write ablation.json/.csv/.md into ``work_dir``; when ``final``, also draw ablation.png (linked from the .md; a
+    failing plot is only a warning) and print the table. Returns it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     cells = state['cells']
     counts = {s: sum(r['status'] == s for c in cells for r in c['runs']) for s in RUN_STATES}
@@ -120,13 +124,16 @@ def write_outputs(state: dict, work_dir: Path, final: bool = False) -> str:
              f"Seeds: {', '.join(map(str, state['seeds']))}. Metrics are the mean ± sample std over the n "
              'completed seeds; ms/img is the adaptation time per image.', '',
              tabulate(rows(state), headers='keys', tablefmt='github', disable_numparse=True), '']
+    plot = plot_safely(ablation_plot, state, path=work_dir / 'ablation.png') if final else None  # once, at the end
+    if plot:
+        lines += [f"![{state['metric']} over the grid]({plot.name})", '']
     notes = _notes(state)
     _write(work_dir / 'ablation.md', '\n'.join(lines + notes) + '\n')
     if final:
         print(table)
         for note in notes:
             print(note, file=sys.stderr if note.startswith('- FAILED') else sys.stdout)
-        print(f'ablation table in {work_dir}/ablation.{{md,csv,json}}')
+        print(f'ablation table in {work_dir}/ablation.{{md,csv,json}}' + (f'; figure {plot}' if plot else ''))
     return table
 
 

@@ -37,6 +37,8 @@ from promptsync.experiments.runs import CellProgress, run_one, set_key
 from promptsync.experiments.suite_tables import LAYOUTS
 from promptsync.utils.config import load_config
 from promptsync.utils.logging import get_logger
+from promptsync.visualization.safe import plot_safely
+from promptsync.visualization.suite_bars import suite_bars
 
 logger = get_logger('benchmark')
 
@@ -191,7 +193,8 @@ def _run_cells(chosen: dict, datasets: dict, options: Mapping, work_dir: Path, r
 
 
 def write_suite(out: dict, work_dir: Path) -> str:
-    """Write benchmark.md / benchmark.json; returns the table as text (in the suite's layout)."""
+    """Write benchmark.md / benchmark.json / benchmark.png (linked from the .md; a failing plot is only a warning);
+    returns the table as text (in the suite's layout)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     headers, rows = LAYOUTS[out.get('layout', 'plain')](out)
     seeds = {m: e['seeds'] for m, e in out['methods'].items()}
@@ -203,6 +206,8 @@ def write_suite(out: dict, work_dir: Path) -> str:
     if skipped:
         note += f" Unreadable images were skipped (see each cell's skipped.jsonl): {'; '.join(skipped)}."
     md = tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)  # cells are formatted
-    (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n")
+    plot = plot_safely(suite_bars, out, path=work_dir / 'benchmark.png')
+    figure = f"\n![{out['metric']} per method and dataset]({plot.name})\n" if plot else ''
+    (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n{figure}")
     (work_dir / 'benchmark.json').write_text(json.dumps(copy.deepcopy(out), indent=2, default=str) + '\n')
     return tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)

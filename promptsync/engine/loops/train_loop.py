@@ -33,6 +33,8 @@ from promptsync.registry import DATASETS, LOOPS, TRAINERS
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import seed_everything
 from promptsync.utils.state_file import load_state, save_state
+from promptsync.visualization.safe import plot_safely
+from promptsync.visualization.training_curves import training_curves
 
 from .. import dist
 from ..shards import select_indices, write_json
@@ -131,6 +133,8 @@ class PromptTrainLoop(BaseLoop):
         path = work_dir / CHECKPOINT
         if main:
             path = self._save(model, trainer, dataset, subset, val_set, val_indices, summary, fp, files)
+            plot_safely(training_curves, log_path, path=work_dir / 'train_curves.png',
+                        selected_epoch=summary['selected_epoch'], title=f'training: {work_dir.name}')
         dist.barrier()
         return TrainResult(path, work_dir, model, trainer, summary)
 
