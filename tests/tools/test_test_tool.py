@@ -30,8 +30,10 @@ def test_tpt_config_end_to_end(test_tool, tmp_path, tiny_overrides, capsys):
     out = run(test_tool, TPT, tmp_path, small_tpt(tiny_overrides))
     printed = capsys.readouterr().out
     assert 'tpt/vit_b16_imagenet_r' in printed and 'top1' in printed and 'EpisodicTTA' in printed
-    for name in ('config.py', 'log.txt', 'run.json', 'predictions.jsonl', 'metrics.json', 'results.md'):
+    for name in ('config.py', 'log.txt', 'run.json', 'predictions.jsonl', 'metrics.json', 'results.md',
+                 'reliability.png'):
         assert (tmp_path / name).is_file(), name
+    assert (tmp_path / 'reliability.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     records = read_records(tmp_path / 'predictions.jsonl')
     assert len(records) == 12 and sorted(r['index'] for r in records) == list(range(12))
     metrics = json.loads((tmp_path / 'metrics.json').read_text())

@@ -14,6 +14,8 @@ from promptsync.errors import ConfigError, DataError, ProvenanceError
 from promptsync.evaluation import PredictionTable, compute_metrics, per_class_accuracy, read_records
 from promptsync.registry import METRICS
 from promptsync.utils.logging import get_logger
+from promptsync.visualization.reliability import reliability_diagram
+from promptsync.visualization.safe import plot_safely
 
 from ..shards import PREDICTIONS, SKIPPED, merge_into, read_shard_file, shard_dirs, write_json
 from .evaluation import DEFAULT_METRICS
@@ -76,6 +78,9 @@ def finalize(work_dir: Path, wanted: set[int], metrics: list, info: dict, parts:
                per_class=per_class_accuracy(table, classes))
     write_json(work_dir / 'metrics.json', out)
     write_json(work_dir / 'run.json', run_json)
+    bins = next((int(getattr(m, 'bins')) for m in metrics if hasattr(m, 'bins')), 15)  # the ECE metric's bins
+    plot_safely(reliability_diagram, table.confidence, table.topk[:, 0] == table.labels, bins,
+                path=work_dir / 'reliability.png', title=f"{info['run_name']} ({info['dataset']})")
     (work_dir / 'results.md').write_text(results_table(out, run_json.get('timing'), fmt='github') + '\n')
     logger.info('results in %s', work_dir)
     return out
