@@ -146,7 +146,7 @@ def _draw_lines(ax, panel: AblationPanel) -> None:
     ax.set(xlabel=panel.x_key or '', ylabel=panel.metric)
     ax.grid(alpha=0.3)
     if len(panel.row_labels) > 1:
-        ax.legend(fontsize=7, title=panel.row_key, title_fontsize=7)
+        ax.legend(fontsize=7)  # each label names its keys
 
 
 def ablation_figure(state: dict, metrics: Sequence[str] | None = None):

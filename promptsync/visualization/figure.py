@@ -23,8 +23,11 @@ class PlotInputError(PromptsyncError, ValueError):
 
 def new_figure(width: float, height: float, **kwargs):
     """A ``Figure`` of ``width`` x ``height`` inches with an Agg canvas (imports matplotlib on first use)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(f'the figures need matplotlib (pip install matplotlib): {err}') from err
     figure = Figure(figsize=(width, height), layout='constrained', **kwargs)
     FigureCanvasAgg(figure)
     return figure
