@@ -44,6 +44,8 @@ def _rows(summaries: list[dict]) -> dict[str, list[list[str]]]:
         row('samples', lambda s: _num(s['flips']['n'])),
         row('top-1 with the initial prompts (%)', lambda s: f"{s['flips']['top1_initial']:.2f}"),
         row('top-1 adapted (%)', lambda s: f"{s['flips']['top1']:.2f}"),
+        row('top-1 probability, initial prompts', lambda s: _dist(s['confidence']['initial'])),
+        row('top-1 probability, adapted', lambda s: _dist(s['confidence']['adapted'])),
         row('predictions changed', lambda s: _num(s['flips']['changed'])),
         row('wrong -> right', lambda s: _num(s['flips']['wrong_to_right'])),
         row('right -> wrong', lambda s: _num(s['flips']['right_to_wrong'])),

@@ -73,6 +73,8 @@ def summarize(run: RunRecording) -> dict[str, Any]:
     return dict(
         name=run.name, path=str(run.path), method=meta.get('method'), prompt_learner=meta.get('prompt_learner'),
         steps=meta.get('steps'), classes=meta.get('classes'), branches=branches, flips=flips(recs),
+        confidence=dict(initial=distribution(values(recs, 'confidence_initial')),
+                        adapted=distribution(values(recs, 'confidence'))),
         prompt_change={b: distribution(values(measured, f'prompt_change.{b}')) for b in branches},
         relative_prompt_change=relative, initial_norm=initial_norm,
         image_shift=distribution(values(measured, 'image_shift')),

@@ -46,6 +46,7 @@ FORMAT = 1
 FIELDS = {
     'pred / pred_initial': 'prediction with the adapted / the initial prompts (-1: non-finite logits)',
     'correct / correct_initial': 'whether that prediction is the label',
+    'confidence / confidence_initial': 'its softmax probability (the top one)',
     'prompt_change.<branch>': 'sqrt(sum over the branch tensors of |theta_a - theta_0|_F^2); all = every tensor',
     'image_shift': '|f_a - f_0|, image feature of view 0 (normalised), adapted minus initial prompts',
     'text_shift.rms': 'sqrt((1/C) sum_c |t_a,c - t_0,c|^2)',
@@ -189,12 +190,15 @@ class AdaptationRecorder(Hook):
                 ctx.views[:1], Prompts(text=None, vision=initial.vision))[0]
             z_0 = model.logits(f_0[None], initial.text)[0]
             z_a = model.logits(f_a[None], T_a)[0].float().cpu()
-        pred_0 = int(z_0.argmax()) if bool(torch.isfinite(z_0).all()) else -1
+        finite_0 = bool(torch.isfinite(z_0).all())
+        pred_0 = int(z_0.argmax()) if finite_0 else -1
+        conf_0 = _short(float(z_0.float().softmax(-1).max())) if finite_0 else None
         rec = dict(index=int(ctx.index), label=int(ctx.label))
         finite = bool(torch.isfinite(result.logits).all()) and bool(torch.isfinite(T_a).all()) and bool(
             torch.isfinite(f_a).all())
         if not finite:
-            rec.update(pred=-1, correct=False, pred_initial=pred_0, correct_initial=pred_0 == ctx.label, failed=True)
+            rec.update(pred=-1, correct=False, confidence=None, pred_initial=pred_0, correct_initial=pred_0 == ctx.label,
+                       confidence_initial=conf_0, failed=True)
             return rec
         scale = float(result.logits.abs().max()) + 1.0
         if not torch.allclose(z_a, result.logits.float(), rtol=1e-5, atol=1e-5 * scale):
@@ -205,7 +209,8 @@ class AdaptationRecorder(Hook):
         shifts = feature_shifts(f_0, f_a, initial.text, T_a, pred, self.min_shift)
         self.sums.add(ctx.index, T_a - initial.text.to(T_a.device))
         self._unsaved += 1
-        rec.update(pred=pred, correct=pred == ctx.label, pred_initial=pred_0, correct_initial=pred_0 == ctx.label,
+        rec.update(pred=pred, correct=pred == ctx.label, confidence=_short(float(result.logits.float().softmax(-1).max())),
+                   pred_initial=pred_0, correct_initial=pred_0 == ctx.label, confidence_initial=conf_0,
                    prompt_change=_shorten(branch_change(adapted, initial.params, initial.groups)),
                    image_shift=_short(shifts['image_shift']), text_shift=_shorten(shifts['text_shift']),
                    consistency=_shorten(shifts['consistency']), text_spread=_short(shifts['text_spread']))
