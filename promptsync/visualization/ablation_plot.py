@@ -62,7 +62,8 @@ def _positions(state: dict) -> tuple[list[str], list[tuple[int, ...]]]:
             where.append(tuple(index[k].index(_canonical(overrides[k])) for k in keys))
         except (KeyError, ValueError):
             raise PlotInputError(f"cell '{cell.get('name')}' sets {overrides}, which is not a point of the grid "
-                                 f'{grid}', where='ablation.json', fix='plot the ablation.json the grid wrote') from None
+                                 f'{grid}', where='ablation.json',
+                                 fix='plot the ablation.json the grid wrote') from None
     return keys, where
 
 

@@ -11,6 +11,7 @@ import promptsync.experiments.ablate_report as report
 from promptsync.experiments.ablate import expand_grid
 from promptsync.experiments.ablate_report import summarize_cell, write_outputs
 from promptsync.visualization.ablation_plot import ablation_figure, ablation_panels
+from promptsync.visualization.figure import PlotInputError
 
 from .helpers import assert_png, error_bars
 
@@ -59,7 +60,8 @@ def test_two_keys_make_a_heat_map_of_the_seed_means(round_trip):
     assert top1.row_key == 'tta.steps' and top1.x_key == 'tta.optimizer.lr'
     assert top1.row_labels == ['0', '2'] and top1.x_labels == ['0.001', '0.01', '0.1']
     for r, c in itertools.product(range(2), range(3)):
-        mean, std = hand(state, {'tta.steps': GRID_2D['tta.steps'][r], 'tta.optimizer.lr': GRID_2D['tta.optimizer.lr'][c]})
+        point = {'tta.steps': GRID_2D['tta.steps'][r], 'tta.optimizer.lr': GRID_2D['tta.optimizer.lr'][c]}
+        mean, std = hand(state, point)
         np.testing.assert_allclose([top1.mean[r, c], top1.std[r, c]], [mean, std])
     assert np.isnan(top1.mean[0, 1]) and not np.isnan(top1.mean[1, 2]) and np.isnan(top1.std[1, 2])
     np.testing.assert_allclose(panels[1].mean, 100 - top1.mean)
@@ -135,3 +137,15 @@ def test_a_failing_plot_keeps_the_tables(tmp_path, monkeypatch, warnings_logged)
     md = (tmp_path / 'ablation.md').read_text()
     assert 'tta.steps' in md and 'ablation.png' not in md and not (tmp_path / 'ablation.png').exists()
     assert any('cannot draw this grid' in r.getMessage() for r in warnings_logged)
+
+
+def test_a_cell_off_the_grid_or_a_metric_nobody_measured_is_refused():
+    state = make_state(GRID_2D)
+    state['cells'][0]['overrides']['tta.steps'] = 7
+    with pytest.raises(PlotInputError, match='not a point of the grid'):
+        ablation_panels(state)
+    with pytest.raises(PlotInputError, match="choose among top1, ece"):
+        ablation_panels(make_state(GRID_2D), metrics=['top5'])
+    nothing = make_state(GRID_2D, fail=list(itertools.product(range(6), (0, 1))))
+    with pytest.raises(PlotInputError, match="no run measured the metric 'top1'"):
+        ablation_panels(nothing)
