@@ -16,5 +16,6 @@ suite = dict(
     averages=dict(target_avg=['sketch', 'cartoon', 'corrupted']),
     seeds=[0],
     metric='top1',
+    tables=['mean_class_top1', 'ece', 'pred_max_share'],  # more tables in benchmark.md (calibration, collapse)
     cfg_options={'data.dataset.per_class': 10},
     prepare=[dict(step='prototypes', method='promptsync')])

@@ -12,6 +12,7 @@ A suite config holds ``suite = dict(...)``::
         layout='plain',                       # or 'base_to_novel' (datasets '<name>/base', '<name>/new')
         reference=dict(table='dg_vit_b16', show=['CLIP', 'TPT']),  # published rows (evaluation/data)
         seeds=[0, 1, 2], metric='top1',
+        tables=['ece', 'pred_max_share'],     # more tables: any key of the cells' metrics.json 'metrics'
         cfg_options={'data.max_samples': 200},                                       # applied to every cell
         prepare=[dict(step='prototypes', method='promptsync')])                      # before the cells run
 
@@ -117,19 +118,33 @@ def _summary(values: list[float]) -> dict:
                 n=len(values), values=values)
 
 
+#: what the extra tables (``suite.tables``) measure, as their headings say it
+TABLE_TITLES = dict(top1='top-1 accuracy (%)', top5='top-5 accuracy (%)',
+                    mean_class_top1='balanced accuracy: mean per-class top-1 (%)',
+                    ece='expected calibration error (%, 15 equal-width bins; lower is better)',
+                    pred_entropy='normalised entropy of the predicted-class histogram (1 = every class equally often; '
+                                 'compare with label_entropy, what the stream holds)',
+                    pred_max_share='share of the most predicted class (%; compare with label_max_share)',
+                    label_entropy='normalised entropy of the label histogram (the stream)',
+                    label_max_share='share of the most frequent label (%; the stream)')
+
+
 def build_table(results: dict, datasets: Sequence[str], averages: Mapping[str, Sequence[str]], metric: str) -> dict:
-    """Per method: per-dataset and average summaries of ``metric`` over seeds (averages are per seed first)."""
+    """Per method: per-dataset and average summaries of ``metric`` over seeds (averages are per seed first). A cell
+    that did not measure ``metric`` counts as missing (its column shows '-', its seed has no average)."""
+    def measured(r):
+        return metric in (r.get('metrics') or {})
     table = {}
     for method, cells in results.items():
         row = {}
         for ds in datasets:
-            row[ds] = _summary([r['metrics'][metric] for r in cells.get(ds, []) if r.get('metrics')])
+            row[ds] = _summary([r['metrics'][metric] for r in cells.get(ds, []) if measured(r)])
         for avg_name, cols in averages.items():
             per_seed = []
-            seeds = {r['seed'] for ds in cols for r in cells.get(ds, []) if r.get('metrics')}
+            seeds = {r['seed'] for ds in cols for r in cells.get(ds, []) if measured(r)}
             for seed in sorted(seeds):
                 vals = [r['metrics'][metric] for ds in cols for r in cells.get(ds, [])
-                        if r.get('metrics') and r['seed'] == seed]
+                        if measured(r) and r['seed'] == seed]
                 if len(vals) == len(cols):
                     per_seed.append(statistics.fmean(vals))
             row[avg_name] = _summary(per_seed)
@@ -144,6 +159,9 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
         raise SuiteError('a suite config needs suite=dict(methods=dict(...), datasets=dict(...))')
     work_dir = Path(work_dir)
     metric = spec.get('metric', 'top1')
+    extra = list(spec.get('tables') or [])
+    if not all(isinstance(m, str) for m in extra) or metric in extra:
+        raise SuiteError(f"suite.tables must list metric names other than the main metric '{metric}', got {extra}")
     options = dict(spec.get('cfg_options') or {})
     datasets = {k: dict(v) for k, v in spec['datasets'].items()}
     averages = {k: list(v) for k, v in (spec.get('averages') or {}).items()}
@@ -159,13 +177,14 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
     finally:
         lock.release()
     table = build_table(results, list(datasets), averages, metric)
+    tables = {m: build_table(results, list(datasets), averages, m) for m in extra}
     layout = spec.get('layout', 'plain')
     if layout not in LAYOUTS:
         raise SuiteError(f"suite.layout='{layout}' is not one of {sorted(LAYOUTS)}")
     out = dict(name=spec.get('name', 'suite'), metric=metric, datasets=list(datasets), averages=averages,
                layout=layout, reference=dict(spec['reference']) if spec.get('reference') else None,
                methods={m: dict(config=e['config'], seeds=e['seeds']) for m, e in chosen.items()},
-               prepared=prepared, table=table, cells=results, wall_s=round(time.time() - started, 1),
+               prepared=prepared, table=table, tables=tables, cells=results, wall_s=round(time.time() - started, 1),
                failed=[r['dir'] for c in results.values() for rs in c.values() for r in rs if r['status'] == 'failed'])
     write_suite(out, work_dir)
     return out
@@ -206,6 +225,10 @@ def write_suite(out: dict, work_dir: Path) -> str:
     if skipped:
         note += f" Unreadable images were skipped (see each cell's skipped.jsonl): {'; '.join(skipped)}."
     md = tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)  # cells are formatted
+    for name, table in (out.get('tables') or {}).items():  # same layout, no published rows (they are top-1)
+        h, r = LAYOUTS[out.get('layout', 'plain')](dict(out, table=table, reference=None))
+        md += (f"\n\n## {name}: {TABLE_TITLES.get(name, name)}\n\n"
+               + tabulate(r, headers=h, tablefmt='github', disable_numparse=True))
     plot = plot_safely(suite_bars, out, path=work_dir / 'benchmark.png')
     figure = f"\n![{out['metric']} per method and dataset]({plot.name})\n" if plot else ''
     (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n{figure}")

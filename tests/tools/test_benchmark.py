@@ -45,6 +45,10 @@ def test_smoke_suite_end_to_end_then_reuse(env, capsys, monkeypatch):
             cell = out['cells'][method][domain][0]
             metrics = json.loads((env / 'out' / 'cells' / method / domain / 'seed0' / 'metrics.json').read_text())
             assert metrics['num_samples'] == 40 and metrics['metrics']['top1'] == cell['metrics']['top1']
+            for name in ('mean_class_top1', 'ece', 'pred_max_share'):  # the extra tables of the demo suite
+                assert out['tables'][name][method][domain]['mean'] == metrics['metrics'][name]
+    text = (env / 'out' / 'benchmark.md').read_text()
+    assert '## ece: expected calibration error' in text and '## pred_max_share' in text
     # a re-run reuses every cell and the prototypes
     monkeypatch.setattr(runs, 'run_test', lambda *a, **k: pytest.fail('a finished cell ran again'))
     import promptsync.experiments.suites as suites
@@ -56,5 +60,7 @@ def test_suite_errors(env):
     cfg = load_config(SMOKE, {'suite.averages': {'avg': ['sketch', 'nope']}})
     with pytest.raises(SuiteError, match='unknown datasets'):
         run_suite(cfg, env / 'x', root=ROOT)
+    with pytest.raises(SuiteError, match='suite.tables'):
+        run_suite(load_config(SMOKE, {'suite.tables': ['top1']}), env / 'x', root=ROOT)
     with pytest.raises(SuiteError, match='unknown methods'):
         run_suite(load_config(SMOKE), env / 'x', methods=['tpt', 'tent'], root=ROOT)
