@@ -64,7 +64,7 @@ def gaussian_density(mode: torch.Tensor, bandwidth: torch.Tensor, features: torc
 
 def view_affinity(logits: torch.Tensor) -> torch.Tensor:
     """``[V, V]`` affinity ``P P^T`` of the views' class probabilities ``P = softmax(logits)``."""
-    probs = logits.float().softmax(dim=1)
+    probs = logits.softmax(dim=1)
     return probs @ probs.t()
 
 
@@ -84,8 +84,9 @@ def mode_step(mode: torch.Tensor, y: torch.Tensor, bandwidth: torch.Tensor, feat
 def mta_mode(features: torch.Tensor, logits: torch.Tensor, lambda_y: float = 0.2, lambda_q: float = 4.0,
              max_iter: int = 5, tol: float = 1e-6, knn_ratio: float = 0.3) -> MTAResult:
     """The mode of ``features [V, E]`` (normalised, row 0 = the original view) weighted by inlierness, with the
-    views' ``logits [V, C]`` for the affinity (module docstring)."""
-    features = features.float()
+    views' ``logits [V, C]`` for the affinity (module docstring); computed in float32 (float64 inputs stay)."""
+    dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
+    features, logits = features.to(dtype), logits.to(dtype)
     bandwidth = knn_bandwidth(features, knn_ratio)
     affinity = view_affinity(logits)
     n = features.shape[0]
