@@ -45,6 +45,7 @@ setup(
         'tqdm',
         'numpy',
         'pillow',
+        'matplotlib>=3.5',  # the figures next to the tables (reliability diagrams, suite bars, ...)
     ],
     extras_require={'dev': ['pytest>=7', 'setuptools>=70.1']},  # 70.1: bdist_wheel built in (tests build a wheel)
     classifiers=['Programming Language :: Python :: 3', 'License :: OSI Approved :: Apache Software License'],

@@ -20,6 +20,12 @@ from promptsync.registry import METRICS
 from .predictions import PredictionTable
 
 
+def confidence_bin(confidence: torch.Tensor, bins: int) -> torch.Tensor:
+    """The bin of each confidence: ``ceil(conf * B) - 1`` clamped to ``[0, B - 1]`` (bins ``(lo, hi]``; 0 in the first).
+    The reliability diagram (promptsync/visualization/reliability.py) bins with this function too."""
+    return (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
+
+
 @METRICS.register_module()
 class ExpectedCalibrationError:
     """Args: ``bins``: equal-width confidence bins (15, as C-TPT)."""
@@ -36,7 +42,7 @@ class ExpectedCalibrationError:
             return {'ece': float('nan'), 'ece_excluded': excluded}
         conf = table.confidence[ok].double()
         correct = (table.topk[ok, 0] == table.labels[ok]).double()
-        index = (torch.ceil(conf * self.bins).long() - 1).clamp(0, self.bins - 1)
+        index = confidence_bin(conf, self.bins)
         gap = torch.zeros(self.bins, dtype=torch.float64).index_add(0, index, correct - conf)
         return {'ece': 100.0 * float(gap.abs().sum() / conf.numel()), 'ece_excluded': excluded}
 

@@ -1,7 +1,7 @@
 """Reliability diagram: accuracy per equal-width confidence bin against the diagonal, the gap, and the bin counts.
 
-The bins are exactly those of :class:`promptsync.evaluation.calibration.ExpectedCalibrationError` (which keeps its
-binning inline): bin ``b`` holds the confidences in ``((b - 1) / B, b / B]``, a confidence of 0 falls in the first,
+The bins are exactly those of :class:`promptsync.evaluation.calibration.ExpectedCalibrationError` (its
+``confidence_bin``): bin ``b`` holds the confidences in ``((b - 1) / B, b / B]``, a confidence of 0 falls in the first,
 computed in float64 from the confidences as given; samples with a non-finite confidence (failed samples) are left
 out and counted. The ECE in the title is ``100 * sum_b |sum_{i in b} (correct_i - conf_i)| / N``, the metric's value
 for the same inputs: pass the run's ``PredictionTable.confidence`` and ``topk[:, 0] == labels`` to get the figure
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from promptsync.evaluation.calibration import confidence_bin
 
 from .figure import PlotInputError, new_figure, save_png
 
@@ -38,11 +40,6 @@ class ReliabilityBins:
     @property
     def overall_accuracy(self) -> float:
         return float(np.nansum(self.accuracy * self.count) / self.total)
-
-
-def confidence_bin(confidence: torch.Tensor, bins: int) -> torch.Tensor:
-    """The bin of each confidence: ``ceil(conf * B) - 1`` clamped to ``[0, B - 1]`` (ExpectedCalibrationError's)."""
-    return (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
 
 
 def _vector(values, name: str) -> torch.Tensor:
