@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from promptsync.errors import ConfigError
+from promptsync.hooks import Hook, HookList
 from promptsync.models import PromptedCLIP
 from promptsync.models.prompt_learners import TemplatePrompts
 from promptsync.tta.methods import Zero
@@ -167,6 +168,27 @@ def test_method_votes_the_models_view_logits(backbone):
     stats = method.summary()
     assert stats['samples'] == 3 and stats['ratio'] == 0.3
     assert stats['ties_broken'] == sum(len(r.extra['tied']) > 1 for r in results)
+
+
+class ForceLogits(Hook):
+    """Replaces the views' logits after the forward (hooks may change the context)."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def after_forward(self, runner, ctx):
+        ctx.logits = self.logits.clone()
+
+
+def test_the_method_breaks_a_tie_with_the_views_that_did_not_vote(backbone):
+    # view i peaks at height 10 - i (confidence order = view order); views 0, 1, 2 vote 0, 1, 2: a three-way tie;
+    # the remaining views vote 3 (not tied), then 2 -> class 2 (a break over all views would pick view 0's class 0)
+    logits = rows(0, 1, 2, 3, 2, 1, 0, 0, 0, 0)
+    logits *= (10 - torch.arange(10.0)).unsqueeze(1) / 5
+    method = Zero(tiny_model(backbone), hooks=HookList([ForceLogits(logits)]))
+    r = method.process_batch(batch(n=1))[0]
+    assert r.pred == 2 and r.extra['tied'] == (0, 1, 2) and r.extra['votes'].tolist() == [1.0, 1.0, 2.0, 0.0]
+    assert method.summary()['ties_broken'] == 1 and method.summary()['ties_fallback'] == 0
 
 
 def test_predictions_do_not_depend_on_the_batch_size(backbone):
