@@ -202,7 +202,7 @@ def test_predictions_do_not_depend_on_the_batch_size(backbone):
 
 def test_bad_settings_are_refused(backbone):
     model = tiny_model(backbone)
-    for ratio in (0, 1.5, '0.3'):
+    for ratio in (0, 1.5, '0.3', True):
         with pytest.raises(ConfigError, match='tta.ratio'):
             Zero(model, ratio=ratio)
     with pytest.raises(ConfigError, match='0 views'):  # int(2 * 0.3) = 0: nothing would vote

@@ -119,7 +119,7 @@ class Zero(TTAMethod):
     def __init__(self, model, ratio: float = 0.3, unvoted_mass: float = UNVOTED_MASS, hooks=None, seed: int = 0,
                  resources=None):
         super().__init__(model, hooks, seed, resources)
-        if not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
+        if isinstance(ratio, bool) or not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
             raise ConfigError(f'tta.ratio={ratio!r} must be a share in (0, 1]', where='tta.ratio',
                               fix='Zero: 0.3 (official code), 0.1 (first paper version)')
         if not (isinstance(unvoted_mass, float) and 0 < unvoted_mass <= 1e-3):
