@@ -1,7 +1,9 @@
 """TDA: the cache rules and read-out against hand computations, the whole method against an independent naive
 (list-based) implementation of the official loop, and the online contract (state round trip, batch size)."""
+import json
 import math
 import operator
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +15,8 @@ from promptsync.models import PromptedCLIP
 from promptsync.models.prompt_learners import TemplatePrompts
 from promptsync.tta.memory import ClassPriorityQueue, NegativeCache, affinity_logits
 from promptsync.tta.methods import TDA
-from promptsync.tta.methods.tda import SampleReading, official_normalised_entropy
+from promptsync.tta.methods.tda import (NEGATIVE_DEFAULTS, POSITIVE_DEFAULTS, SampleReading,
+                                         official_normalised_entropy)
 
 from ..conftest import CLASSES
 
@@ -22,6 +25,7 @@ N_VIEWS, RATIO = 8, 0.25          # 2 confident views of 8
 SMALL = dict(positive=dict(shot_capacity=2, alpha=2.0, beta=5.0),
              negative=dict(shot_capacity=1, alpha=0.5, beta=1.0, entropy_threshold=(0.0, 0.7),
                            mask_threshold=(0.03, 1.0)))
+TDA_DEFAULTS = dict(positive={}, negative={})
 
 
 @pytest.fixture(scope='module')
@@ -162,9 +166,9 @@ def test_update_caches_admits_to_the_negative_cache_inside_the_window_only(model
 
 
 # --------------------------------------------------------------------------- the method vs a naive loop
-def naive_tda(model, views, pos, neg, ratio):
-    """The official loop (get_clip_logits + run_test_tda) written out on lists, dicts and one-hot matrices."""
-    text = model.text_features()
+def naive_tda(samples, text, scale, pos, neg, ratio):
+    """The official loop (get_clip_logits + run_test_tda) written out on lists, dicts and one-hot matrices, for
+    each sample's normalised view features ``[V, E]``."""
     num_classes = text.shape[0]
     pos_cache, neg_cache, out = {}, {}, []
 
@@ -177,23 +181,23 @@ def naive_tda(model, views, pos, neg, ratio):
                             if with_mask else F.one_hot(torch.tensor(c), num_classes).float())
         return torch.stack(keys), torch.stack(vals)
 
-    for v in views:
-        with torch.no_grad():
-            f = F.normalize(model.backbone.model.encode_image(v), dim=-1)
-            logits = model.backbone.model.logit_scale.exp() * f @ text.t()
+    for f in samples:
+        logits = scale * f @ text.t()
         ent = -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
-        idx = torch.argsort(ent)[:int(len(v) * ratio)]
+        idx = torch.argsort(ent)[:int(len(f) * ratio)]
         sel = logits[idx]
         feat, clip_logits = f[idx].mean(0), sel.mean(0)
         p_bar = sel.softmax(1).mean(0)
         loss = -(p_bar * p_bar.log()).sum()
         pred = int(clip_logits.argmax())
-        naive_update_cache(pos_cache, pred, (feat, float(loss)), pos['shot_capacity'])
-        if neg['entropy_threshold'][0] < float(loss) / math.log2(num_classes) < neg['entropy_threshold'][1]:
+        if pos['enabled']:
+            naive_update_cache(pos_cache, pred, (feat, float(loss)), pos['shot_capacity'])
+        if neg['enabled'] and neg['entropy_threshold'][0] < float(loss) / math.log2(num_classes) < neg['entropy_threshold'][1]:
             naive_update_cache(neg_cache, pred, (feat, float(loss), p_bar), neg['shot_capacity'])
         final = clip_logits.clone()
-        keys, vals = read(pos_cache, False)
-        final += pos['alpha'] * torch.exp(-pos['beta'] * (1 - feat @ keys.t())) @ vals
+        if pos_cache:
+            keys, vals = read(pos_cache, False)
+            final += pos['alpha'] * torch.exp(-pos['beta'] * (1 - feat @ keys.t())) @ vals
         if neg_cache:
             keys, vals = read(neg_cache, True)
             final -= neg['alpha'] * torch.exp(-neg['beta'] * (1 - feat @ keys.t())) @ vals
@@ -201,16 +205,77 @@ def naive_tda(model, views, pos, neg, ratio):
     return torch.stack(out)
 
 
-def test_tda_equals_the_naive_official_loop(model):
-    views = stream(10)
-    tda = make_tda(model)
+class FeatureModel:
+    """A stand-in CLIP whose "images" are feature vectors: image_features = the normalised views; lets a test pick
+    class-diverse, sharp or uncertain samples."""
+
+    def __init__(self, text, scale):
+        self.text, self.scale = text, scale
+        self.backbone = SimpleNamespace(device=torch.device('cpu'))
+
+    def text_features(self):
+        return self.text
+
+    def image_features(self, views):
+        return F.normalize(views, dim=-1)
+
+    def logits(self, image_features, text_features):
+        return self.scale * image_features @ text_features.t()
+
+
+def feature_stream(n, num_classes=5, dim=8, seed=0):
+    """``n`` samples of ``N_VIEWS`` views scattered around random class directions (some sharp, some uncertain)."""
+    g = torch.Generator().manual_seed(seed)
+    text = F.normalize(torch.randn(num_classes, dim, generator=g), dim=-1)
+    centres = text[torch.randint(num_classes, (n,), generator=g)]
+    noise = torch.rand(n, 1, 1, generator=g) * 1.5 * torch.randn(n, N_VIEWS, dim, generator=g)
+    return text, centres[:, None] + noise
+
+
+@pytest.mark.parametrize('caches', ['official', 'small'])
+def test_tda_equals_the_naive_official_loop(caches):
+    text, views = feature_stream(40)
+    cfg = dict(TDA_DEFAULTS) if caches == 'official' else dict(SMALL)
+    pos, neg = {**POSITIVE_DEFAULTS, **cfg['positive']}, {**NEGATIVE_DEFAULTS, **cfg['negative']}
+    tda = make_tda(FeatureModel(text, 10.0), positive=pos, negative=neg)
     got = run(tda, views, batch_size=3)
-    expected = naive_tda(model, views, SMALL['positive'], SMALL['negative'], RATIO)
+    expected = naive_tda([F.normalize(v, dim=-1) for v in views], text, 10.0, pos, neg, RATIO)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (got - expected).abs().max()
+    # the stream exercises every path: several classes, replacements, admissions and refusals, partial masks
     stats = tda.summary()
-    assert stats['samples'] == 10 and stats['positive']['replaced'] > 0 and stats['negative']['admitted'] > 0
-    assert stats['positive']['added'] + stats['positive']['replaced'] + stats['positive']['rejected'] == 10
-    assert stats['negative']['admitted'] + stats['negative']['outside_entropy_window'] == 10
+    assert stats['samples'] == 40 and stats['positive']['classes'] >= 4 and stats['positive']['replaced'] > 0
+    assert stats['negative']['replaced'] + stats['negative']['rejected'] > 0
+    assert 0 < stats['negative']['admitted'] < 40 or caches == 'small'   # SMALL's window (0, 0.7) admits all: < ln 2
+    assert stats['positive']['added'] + stats['positive']['replaced'] + stats['positive']['rejected'] == 40
+    masks = tda.neg_cache.values[tda.neg_cache.valid()]
+    assert masks.any() and not masks.all()
+
+
+def test_tda_on_the_tiny_clip_equals_the_naive_loop(model):
+    views = stream(6)
+    got = run(make_tda(model), views, batch_size=4)
+    with torch.no_grad():
+        feats = [F.normalize(model.backbone.model.encode_image(v), dim=-1) for v in views]
+    scale = float(model.backbone.model.logit_scale.exp())
+    pos, neg = {**POSITIVE_DEFAULTS, **SMALL['positive']}, {**NEGATIVE_DEFAULTS, **SMALL['negative']}
+    expected = naive_tda(feats, model.text_features(), scale, pos, neg, RATIO)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (got - expected).abs().max()
+
+
+def test_read_sample_by_hand():
+    """The confident views are averaged: features and logits by their mean, probabilities by the mean softmax (not
+    the softmax of the mean logits), entropy of that mean probability."""
+    text = torch.eye(4)
+    tda = TDA(FeatureModel(text, 1.0))
+    feats = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+    logits = torch.tensor([[10.0, 0, 0, 0], [0, 10.0, 0, 0], [0, 0, 0, 0]])
+    r = tda.read_sample(feats, logits, torch.tensor([0, 1]))
+    assert r.feature.tolist() == [0.5, 0.5, 0, 0] and r.clip_logits.tolist() == [5.0, 5.0, 0, 0]
+    top, rest = math.exp(10) / (math.exp(10) + 3), 1 / (math.exp(10) + 3)   # one view's softmax
+    probs = [(top + rest) / 2, (top + rest) / 2, rest, rest]
+    assert r.probs.tolist() == pytest.approx(probs, rel=1e-6)
+    assert float(r.entropy) == pytest.approx(-sum(p * math.log(p) for p in probs), rel=1e-6)
+    assert r.pseudo_label == 0
 
 
 def test_the_first_image_meets_itself_in_the_cache(model):
@@ -239,26 +304,31 @@ def test_the_cache_is_carried_to_the_next_image(model):
 
 # ------------------------------------------------------------------------------------- online contract
 def test_predictions_do_not_depend_on_the_batch_size(model):
-    views = stream(7, seed=1)
+    views = stream(5, seed=1)
     ref = run(make_tda(model), views, 1)
-    for bs in (2, 7):
-        assert torch.equal(run(make_tda(model), views, bs), ref)
+    assert torch.equal(run(make_tda(model), views, 5), ref)
+    text, views = feature_stream(20, seed=1)               # several classes, both caches busy
+    make = lambda: make_tda(FeatureModel(text, 10.0), **TDA_DEFAULTS)  # noqa: E731
+    ref = run(make(), views, 1)
+    for bs in (3, 20):
+        assert torch.equal(run(make(), views, bs), ref)
 
 
-def test_state_round_trip_continues_the_stream_exactly(model):
-    views = stream(8, seed=2)
-    whole = make_tda(model)
-    ref = run(whole, views, 2)
-    first = make_tda(model)
-    head = run(first, views[:5], 2)
+def test_state_round_trip_continues_the_stream_exactly():
+    text, views = feature_stream(24, seed=2)
+    make = lambda: make_tda(FeatureModel(text, 10.0), **TDA_DEFAULTS)  # noqa: E731
+    whole = make()
+    ref = run(whole, views, 4)
+    first = make()
+    head = run(first, views[:13], 4)
     state = load(save(first.state_dict()))                     # through safetensors, as the runner saves it
-    fresh = make_tda(model)
+    fresh = make()
     fresh.load_state_dict(state)
     tail = []
-    for s in range(5, 8):
-        tail += fresh.process_batch(batch(views[s:s + 1], s))
+    for s in range(13, 24, 5):
+        tail += fresh.process_batch(batch(views[s:s + 5], s))
     assert torch.equal(torch.cat([head, torch.stack([r.logits for r in tail])]), ref)
-    assert fresh.summary() == whole.summary()
+    assert fresh.summary() == whole.summary() and whole.summary()['negative']['items'] > 0
     for name, tensor in whole.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], tensor), name
 
@@ -299,3 +369,19 @@ def test_defaults_are_the_official_imagenet_yaml(model):
     assert (neg['shot_capacity'], neg['alpha'], neg['beta']) == (2, 0.117, 1.0)
     assert neg['entropy_threshold'] == (0.2, 0.5) and neg['mask_threshold'] == (0.03, 1.0)
     assert TDA.stateful
+
+
+# ------------------------------------------------------------------------------------ end to end (tools/test.py)
+def test_config_end_to_end_with_its_state_saved(tmp_path, tiny_overrides):
+    from safetensors.torch import load_file
+
+    from ..tools.helpers import ROOT, load_tool, options
+    ov = dict(tiny_overrides, **{'tta.views.n_views': N_VIEWS, 'tta.views.augmix': False,
+                                 'tta.selection.ratio': RATIO, 'data.batch_size': 4})
+    out = load_tool('test').main([str(ROOT / 'configs/tda/vit_b16_imagenet_r.py'), '--work-dir', str(tmp_path),
+                                  *options(ov)])
+    assert out['method'] == 'TDA' and out['num_samples'] == 12
+    stats = json.loads((tmp_path / 'metrics.json').read_text())['method_stats']
+    assert stats['samples'] == 12 and stats['positive']['items'] >= 1
+    state = load_file(tmp_path / 'method_state.safetensors')
+    assert int(state['samples_seen']) == 12 and int(state['positive.counts'].sum()) == stats['positive']['items']
