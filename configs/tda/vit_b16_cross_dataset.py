@@ -11,4 +11,6 @@ _base_ = ['../_base_/default_runtime.py', '../_base_/models/clip_vit_b16.py',
           '../_base_/datasets/oxford_pets.py', '../_base_/tta/tda.py']
 model = dict(prompt_learner=dict(templates='oxford_pets'))
 tta = dict(views=dict(_delete_=True, type='OriginalView'), positive=dict(alpha=2.0, beta=7.0))
-data = dict(stream=dict(order='shuffled', seed=0))
+# data.batch_size changes no prediction (the samples of a batch go one after another, tested); 64 one-view images
+# per batch make the saved online state (written after every batch) 64x rarer.
+data = dict(stream=dict(order='shuffled', seed=0), batch_size=64)

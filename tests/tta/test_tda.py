@@ -192,7 +192,8 @@ def naive_tda(samples, text, scale, pos, neg, ratio):
         pred = int(clip_logits.argmax())
         if pos['enabled']:
             naive_update_cache(pos_cache, pred, (feat, float(loss)), pos['shot_capacity'])
-        if neg['enabled'] and neg['entropy_threshold'][0] < float(loss) / math.log2(num_classes) < neg['entropy_threshold'][1]:
+        low, high = neg['entropy_threshold']
+        if neg['enabled'] and low < float(loss) / math.log2(num_classes) < high:
             naive_update_cache(neg_cache, pred, (feat, float(loss), p_bar), neg['shot_capacity'])
         final = clip_logits.clone()
         if pos_cache:

@@ -162,8 +162,9 @@ class TDA(TTAMethod):
             for name, cache in self._caches().items():
                 cache.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + '.')})
         except ValueError as err:
-            raise ProvenanceError(f'the saved TDA state does not fit this run: {err}', where='method state',
-                                  fix='resume with the config (model, classes, shot_capacity) of the saved run') from err
+            raise ProvenanceError(
+                f'the saved TDA state does not fit this run: {err}', where='method state',
+                fix='resume with the config (model, classes, shot_capacity) of the saved run') from err
         self.samples_seen = int(state['samples_seen'])
 
     def summary(self) -> dict[str, Any]:
