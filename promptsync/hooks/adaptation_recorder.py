@@ -10,9 +10,11 @@ and docs/analysis.md.
 Exact and cheap: the adapted features are the ones the prediction was made of (``EpisodicTTA.predict`` keeps them
 in ``ctx.extra``; the hook checks that they give the sample's logits), the initial text features are the method's
 own (``initial_text_features``), and the initial image feature is the adapted one when the image encoder does not
-depend on the prompts; with visual prompts (MaPLe) it costs one forward of view 0 with the initial prompts. The
-hook only reads the context, so the fast engine keeps batching with it (``batch_safe``); tests hold the
-predictions of a run with it equal to those without it.
+depend on the prompts. With visual prompts (MaPLe) it is row 0 of the sample's first forward, which an episodic
+method runs at the initial prompts (every view, for the selection); where no forward ran at the initial prompts
+(zero steps, an online reset policy) it costs one forward of view 0. The hook only reads the context, so the
+fast engine keeps batching with it (``batch_safe``); tests hold the predictions of a run with it equal to those
+without it.
 
 Files (:mod:`promptsync.analysis.layout`): ``adaptation.jsonl`` appended as samples finish (a resumed run appends
 the samples it computes; a line recomputed after an interruption is the same line, the reader keeps the last),
@@ -21,7 +23,8 @@ of the adapted text embeddings (:mod:`promptsync.analysis.text_sums`), saved eve
 the end. Shards write their own tagged files. Outside a run (a method used on its own) nothing is written: the
 lines are kept in ``records`` and the sums in ``sums``; ``attach(method)`` names the method.
 
-Enable it with ``custom_hooks=[dict(type='AdaptationRecorder')]`` or ``_base_ += ['../_base_/analysis.py']``.
+Enable it with ``custom_hooks=[dict(type='AdaptationRecorder')]``, or with ``'../_base_/analysis.py'`` in place of
+``'../_base_/default_runtime.py'`` in a config's ``_base_``.
 """
 from __future__ import annotations
 
@@ -87,7 +90,7 @@ class AdaptationRecorder(Hook):
         sums_every: save the text-shift sums after this many new samples (and at the end of the run).
     """
 
-    batch_safe = True  # reads the context; its one forward (view 0, initial prompts) changes nothing
+    batch_safe = True  # reads the context; its forward of view 0 at the initial prompts (if any) changes nothing
 
     def __init__(self, min_shift: float = MIN_SHIFT, sums_every: int = 256):
         if not (isinstance(min_shift, (int, float)) and min_shift >= 0):
@@ -106,6 +109,8 @@ class AdaptationRecorder(Hook):
         self._fh = None
         self._session = 0
         self._unsaved = 0
+        self._starts_initial: dict[int, bool] = {}     # sample -> its adaptation starts at the initial prompts
+        self._initial_image: dict[int, torch.Tensor] = {}  # sample -> f_0 from its first forward
 
     def attach(self, method) -> 'AdaptationRecorder':
         """Name the method whose samples are recorded (a run finds it on its own)."""
@@ -165,6 +170,16 @@ class AdaptationRecorder(Hook):
     def before_sample(self, runner, ctx) -> None:
         if self.initial is None:
             self._capture(self._method(runner))
+        if self.initial.vision is not None:
+            self._starts_initial[ctx.index] = bool(self.method.at_initial)
+
+    def after_forward(self, runner, ctx) -> None:
+        """With visual prompts: f_0 is row 0 of the sample's first forward, when that ran at the initial prompts
+        (an episodic method; else, or without a forward, ``measure`` computes it)."""
+        if self._starts_initial.pop(ctx.index, False) and ctx.image_features is not None:
+            row = ctx.image_features[0].detach()
+            if bool(torch.isfinite(row).all()):  # (the fast engine leaves rows it did not compute NaN)
+                self._initial_image[ctx.index] = row.clone()
 
     def after_predict(self, runner, ctx, result) -> None:
         record = self.measure(ctx, result)
@@ -186,8 +201,10 @@ class AdaptationRecorder(Hook):
                                "('predict_image_feature', 'predict_text_features')") from None
         model = ctx.model
         with torch.no_grad():
-            f_0 = f_a if initial.vision is None else model.image_features(
-                ctx.views[:1], Prompts(text=None, vision=initial.vision))[0]
+            self._starts_initial.pop(ctx.index, None)
+            f_0 = f_a if initial.vision is None else self._initial_image.pop(ctx.index, None)
+            if f_0 is None:
+                f_0 = model.image_features(ctx.views[:1], Prompts(text=None, vision=initial.vision))[0]
             z_0 = model.logits(f_0[None], initial.text)[0]
             z_a = model.logits(f_a[None], T_a)[0].float().cpu()
         finite_0 = bool(torch.isfinite(z_0).all())

@@ -30,8 +30,8 @@ def norm_of_change(before, after, names):
 
 @pytest.fixture(scope='module')
 def maple_run(backbone):
-    snaps = Snapshots()
-    recorder, method, results = recorded(backbone, 'maple', extra_hooks=[snaps])
+    snaps = Snapshots()  # two steps: the initial image feature is the first forward's, not the second's
+    recorder, method, results = recorded(backbone, 'maple', steps=2, extra_hooks=[snaps])
     return recorder, results, snaps
 
 
@@ -130,7 +130,7 @@ def test_text_only_prompts_have_no_vision_branch_and_no_image_shift(backbone):
 
 def test_fast_engine_samples_together_record_what_the_reference_loop_records(backbone, maple_run):
     reference = maple_run[0].records
-    fast, method, _ = recorded(backbone, 'maple', mode='fast', batch_size=3)  # copies of 3, then 3
+    fast, method, _ = recorded(backbone, 'maple', steps=2, mode='fast', batch_size=3)  # copies of 3, then 3
     for a, b in zip(reference, fast.records):
         assert a['index'] == b['index'] and a['pred'] == b['pred'] and a['pred_initial'] == b['pred_initial']
         for key in ('prompt_change', 'text_shift', 'consistency'):
@@ -150,3 +150,22 @@ class _TamperPredictFeatures(Hook):
 def test_features_that_do_not_give_the_logits_are_refused(backbone):
     with pytest.raises(RuntimeError, match='do not give its logits'):
         recorded(backbone, 'coop', extra_hooks=[_TamperPredictFeatures()])
+
+
+def test_online_reset_measures_every_sample_from_the_bound_initial_prompts(backbone):
+    """NoReset carries the prompts on: sample n starts where n-1 ended, and is measured from the run's initial
+    prompts (the state the method binds), the initial image feature recomputed at those prompts."""
+    snaps = Snapshots()
+    recorder, _, _ = recorded(backbone, 'maple', extra_hooks=[snaps], reset=dict(type='NoReset'))
+    views = make_batch()['views']
+    bound = snaps.before[10]
+    assert not torch.equal(snaps.before[12]['ctx'], bound['ctx'])  # the third sample starts from moved prompts
+    f0_bound, T0, _ = features_of(backbone, 'maple', bound, views[2])
+    for b, rec in enumerate(recorder.records):
+        after = snaps.after[rec['index']]
+        assert rec['prompt_change']['all'] == approx(norm_of_change(bound, after, TEXT + VISION))
+        f0, _, z0 = features_of(backbone, 'maple', bound, views[b])
+        fa, Ta, _ = features_of(backbone, 'maple', after, views[b])
+        assert rec['image_shift'] == approx(float((fa - f0).double().norm()))
+        assert rec['confidence_initial'] == approx(float(z0.softmax(-1).max()))
+        assert rec['text_shift']['rms'] == approx(float((Ta - T0).double().pow(2).sum(1).mean().sqrt()))
