@@ -160,17 +160,21 @@ def test_online_method_refuses_shards(test_tool, tmp_path, ov):
     assert 'online method' in str(err.value)
 
 
-def test_online_resume_after_an_interruption_between_the_two_writes_is_exact(test_tool, tmp_path, ov, monkeypatch):
+@pytest.mark.parametrize('every', [0, 60])
+def test_online_resume_after_an_interruption_is_exact(test_tool, tmp_path, ov, monkeypatch, every):
+    """every=0: the state is saved after each batch and the run is cut after batch 3's predictions, before its state;
+    every=60: no state was saved before the cut, so the stream starts over."""
     stream = "dict(order='shuffled',seed=2)"
-    ov = dict(ov, **{'data.batch_size': 4})
+    ov = dict(ov, **{'data.batch_size': 4, 'test_cfg.type': 'TTALoop', 'test_cfg.state_every_s': every})
     full = run(test_tool, tmp_path / 'full', ov, stream=stream)
-    restore = interrupt(monkeypatch, OnlineState, 'save', lambda n, *a: n == 3)  # batch 3 predicted, state not saved
+    restore = interrupt(monkeypatch, OnlineState, 'advance', lambda n, *a: n == 3)  # batch 3 predicted, not advanced
     with pytest.raises(KeyboardInterrupt):
         run(test_tool, tmp_path / 'cut', ov, stream=stream)
     restore()
     assert len(read_records(tmp_path / 'cut' / 'predictions.jsonl')) == 12
     resumed = run(test_tool, tmp_path / 'cut', ov, stream=stream)
-    assert resumed['num_resumed'] == 8 and resumed['num_new'] == 16
+    kept = 8 if every == 0 else 0
+    assert resumed['num_resumed'] == kept and resumed['num_new'] == 24 - kept
     assert read_records(tmp_path / 'cut' / 'predictions.jsonl') == read_records(tmp_path / 'full' / 'predictions.jsonl')
     assert resumed['metrics'] == full['metrics']
 

@@ -44,8 +44,15 @@ logger = get_logger('test')
 
 @LOOPS.register_module()
 class TTALoop(BaseLoop):
-    def __init__(self, runner, dataloader=None):
+    """Args: ``state_every_s``: an online method's state is saved at most this often (seconds; 0 = after every batch)
+    and at the end of the stream (:mod:`.online_state`)."""
+
+    def __init__(self, runner, dataloader=None, state_every_s: float = 60.0):
         super().__init__(runner, dataloader)
+        if isinstance(state_every_s, bool) or not isinstance(state_every_s, (int, float)) or state_every_s < 0:
+            raise ConfigError(f'test_cfg.state_every_s must be a number of seconds >= 0, got {state_every_s!r}',
+                              where='test_cfg.state_every_s')
+        self.state_every_s = float(state_every_s)
 
     # ------------------------------------------------------------------ preparation
     def _prepare(self) -> None:
@@ -66,7 +73,8 @@ class TTALoop(BaseLoop):
         self.online = None
         if getattr(self.ev.method, 'stateful', False):
             refuse_shards(self.ev.method_name, self.shard)
-            self.online = OnlineState(self.ev.method, runner.work_dir, self.fingerprint, list(self.ev.indices))
+            self.online = OnlineState(self.ev.method, runner.work_dir, self.fingerprint, list(self.ev.indices),
+                                      self.state_every_s)
         self.mine = shard_indices(self.ev.indices, self.shard, bs)
         self.wanted = set(self.ev.indices)
         self.work_dir = Path(runner.work_dir)
@@ -193,7 +201,7 @@ class TTALoop(BaseLoop):
                 records = [to_record(r) for r in results]
                 writer.write(records)
                 if self.online is not None:
-                    self.online.save([int(i) for i in batch['index']] + [int(r['index']) for r in batch['skipped']])
+                    self.online.advance([int(i) for i in batch['index']] + [int(r['index']) for r in batch['skipped']])
                 new += len(records)
                 predicted += len(records)
                 correct += sum(int(rec['correct']) for rec in records)
@@ -205,6 +213,8 @@ class TTALoop(BaseLoop):
                 data_s += t_data - tick
                 tta_s += t_tta - t_data
                 tick = time.perf_counter()
+            if self.online is not None:
+                self.online.save()
         finally:
             writer.close()
             skip_writer.close()
