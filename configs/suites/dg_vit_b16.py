@@ -2,6 +2,20 @@
 # variants, the OOD average, and the published numbers beside ours.
 #   python tools/compute_prototypes.py configs/promptsync/vit_b16_imagenet_r.py   # once (or let `prepare` do it)
 #   python tools/benchmark.py configs/suites/dg_vit_b16.py --methods zeroshot,tpt,promptalign,promptsync
+# C-TPT, Zero, MTA, TPS, TDA and DPE follow their official code (docs/baselines.md); TDA and DPE are online (one
+# stream per cell, data.stream in their configs).
+_SETS = dict(imagenet=('ImageNet', dict(split='val')), imagenet_v2=('ImageNetV2', {}),
+             imagenet_sketch=('ImageNetSketch', {}), imagenet_a=('ImageNetA', {}), imagenet_r=('ImageNetR', {}))
+# TDA's per-dataset settings (official configs/<set>.yaml and datasets/<set>.py; docs/baselines.md): positive-cache
+# alpha / beta, templates, and one centre-cropped view on ImageNet itself (AugMix views on the variants)
+_TDA = dict(
+    imagenet={'tta.positive.alpha': 2.0, 'tta.positive.beta': 5.0, 'model.prompt_learner.templates': 'imagenet7',
+              'tta.views': dict(type='OriginalView')},
+    imagenet_a={'tta.positive.alpha': 2.0, 'tta.positive.beta': 5.0, 'model.prompt_learner.templates': 'imagenet7'},
+    imagenet_v2={'tta.positive.alpha': 1.0, 'tta.positive.beta': 8.0, 'model.prompt_learner.templates': 'imagenet7'},
+    imagenet_r={'tta.positive.alpha': 1.0, 'tta.positive.beta': 8.0, 'model.prompt_learner.templates': 'imagenet80'},
+    imagenet_sketch={'tta.positive.alpha': 2.363, 'tta.positive.beta': 7.45,
+                     'model.prompt_learner.templates': 'imagenet80'})
 suite = dict(
     name='dg-vit-b16',
     methods=dict(
@@ -10,13 +24,16 @@ suite = dict(
         tpt=dict(config='configs/tpt/vit_b16_imagenet_r.py'),
         maple_tpt=dict(config='configs/maple_tpt/vit_b16_imagenet_r.py'),
         promptalign=dict(config='configs/promptalign/vit_b16_imagenet_r.py'),
-        promptsync=dict(config='configs/promptsync/vit_b16_imagenet_r.py')),
-    datasets=dict(
-        imagenet={'data.dataset': dict(type='ImageNet', split='val', root='{{$PROMPTSYNC_DATA:data}}')},
-        imagenet_v2={'data.dataset': dict(type='ImageNetV2', root='{{$PROMPTSYNC_DATA:data}}')},
-        imagenet_sketch={'data.dataset': dict(type='ImageNetSketch', root='{{$PROMPTSYNC_DATA:data}}')},
-        imagenet_a={'data.dataset': dict(type='ImageNetA', root='{{$PROMPTSYNC_DATA:data}}')},
-        imagenet_r={'data.dataset': dict(type='ImageNetR', root='{{$PROMPTSYNC_DATA:data}}')}),
+        promptsync=dict(config='configs/promptsync/vit_b16_imagenet_r.py'),
+        ctpt=dict(config='configs/ctpt/vit_b16_imagenet_r.py'),
+        zero=dict(config='configs/zero/vit_b16_imagenet_r.py'),
+        mta=dict(config='configs/mta/vit_b16_imagenet_r.py'),
+        tps=dict(config='configs/tps/vit_b16_imagenet_r.py'),
+        tda=dict(config='configs/tda/vit_b16_imagenet_r.py'),
+        dpe=dict(config='configs/dpe/vit_b16_imagenet_r.py')),
+    datasets={key: dict(overrides={'data.dataset': dict(type=kind, root='{{$PROMPTSYNC_DATA:data}}', **extra)},
+                        methods=dict(tda=_TDA[key]))
+              for key, (kind, extra) in _SETS.items()},
     averages=dict(ood_avg=['imagenet_v2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r']),
     seeds=[0],
     metric='top1',
