@@ -29,7 +29,8 @@ from promptsync.utils.cli import base_parser, run_cli  # noqa: E402
 def main(argv=None) -> Path:
     p = base_parser(__doc__)
     p.add_argument('run_dirs', nargs='+', metavar='RUN_DIR', help='work dirs of recorded test runs')
-    p.add_argument('--out', help='output folder (default: RUN_DIR/analysis for one run, work_dirs/analysis for several)')
+    p.add_argument('--out', help='output folder (default: RUN_DIR/analysis for one run, work_dirs/analysis for '
+                   'several)')
     p.add_argument('--names', nargs='+', help='a column name per run (default: the run names in run.json)')
     args = p.parse_args(argv)
     if args.names is not None and len(args.names) != len(args.run_dirs):

@@ -30,7 +30,8 @@ def prompt_change_histograms(runs, path: Path) -> Path:
     figure, axes = _panels(len(runs))
     for ax, run in zip(axes, runs):
         branches = [b for b in run.meta.get('branches') or {}] or ['all']
-        series = {b: np.asarray([x for x in values(run.records, f'prompt_change.{b}') if x is not None]) for b in branches}
+        series = {b: np.asarray([x for x in values(run.records, f'prompt_change.{b}') if x is not None])
+                  for b in branches}
         positive = np.concatenate([s[s > 0] for s in series.values()]) if series else np.zeros(0)
         zeros = {b: int((s == 0).sum()) for b, s in series.items()}
         if positive.size:

@@ -77,7 +77,8 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunRecording:
     fingerprints = {m.get('fingerprint') for m in metas.values()}
     if len(fingerprints) != 1:
         raise ProvenanceError(f'{run_dir}: the shards were recorded by different configs (fingerprints '
-                              f'{sorted(map(str, fingerprints))})', where=str(run_dir), fix='record the run again with --no-resume')
+                              f'{sorted(map(str, fingerprints))})', where=str(run_dir),
+                              fix='record the run again with --no-resume')
     by_index: dict[int, dict] = {}
     for t in tags:
         by_index.update({r['index']: r for r in read_records(layout.records_path(run_dir, t))})
@@ -120,7 +121,8 @@ def _sums(run_dir: Path, analysed: set[int], notes: list[str]) -> TextSums | Non
         sums = TextSums.combine(parts)
     except ValueError as err:
         raise ProvenanceError(f'{run_dir}: the text-shift sums cannot be combined: {err}',
-                              where=str(run_dir / layout.SUMS_DIR), fix='record the run again with --no-resume') from None
+                              where=str(run_dir / layout.SUMS_DIR),
+                              fix='record the run again with --no-resume') from None
     covered = set(sums.indices)
     if covered - analysed:
         raise ProvenanceError(f'{run_dir}: the text-shift sums cover {len(covered - analysed)} samples without a '

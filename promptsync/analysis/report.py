@@ -29,7 +29,7 @@ def _num(x: Any) -> str:
     return f'{x:.4g}'
 
 
-def _dist(d: dict | None, what: str = 'mean') -> str:
+def _dist(d: dict | None) -> str:
     if d is None:
         return '-'
     return f"{_num(d['mean'])} ± {_num(d['std'])} (median {_num(d['median'])}, n={d['n']})"
@@ -55,7 +55,8 @@ def _rows(summaries: list[dict]) -> dict[str, list[list[str]]]:
     for b in branches:
         prompts.append(row(f'‖θ_a − θ_0‖, {b}', lambda s, b=b: _dist(s['prompt_change'].get(b))))
         prompts.append(row(f'  ÷ ‖θ_0‖, {b}', lambda s, b=b: _dist(s['relative_prompt_change'].get(b))))
-    prompts.append(row('‖θ_0‖ per branch', lambda s: ', '.join(f'{k} {_num(v)}' for k, v in s['initial_norm'].items())))
+    prompts.append(row('‖θ_0‖ per branch',
+                       lambda s: ', '.join(f'{k} {_num(v)}' for k, v in s['initial_norm'].items())))
 
     def cons(key):
         def fn(s):

@@ -80,5 +80,6 @@ def summarize(run: RunRecording) -> dict[str, Any]:
         image_shift=distribution(values(measured, 'image_shift')),
         text_shift={k: distribution(values(measured, f'text_shift.{k}')) for k in ('rms', 'mean', 'pred')},
         consistency={k: distribution(values(measured, f'consistency.{k}')) for k in ('pred', 'mean')},
-        text_spread=dict(initial=meta.get('initial_text_spread'), adapted=distribution(values(measured, 'text_spread'))),
+        text_spread=dict(initial=meta.get('initial_text_spread'),
+                         adapted=distribution(values(measured, 'text_spread'))),
         text_variance=variance, min_shift=meta.get('min_shift'), notes=list(run.notes))

@@ -35,7 +35,8 @@ class TextSums:
         if self.sum_delta is None:
             self.sum_delta = torch.zeros_like(d)
         elif self.sum_delta.shape != d.shape:
-            raise ValueError(f'text shift of shape {tuple(d.shape)} after shifts of shape {tuple(self.sum_delta.shape)}')
+            raise ValueError(f'text shift of shape {tuple(d.shape)} after shifts of shape '
+                             f'{tuple(self.sum_delta.shape)}')
         self.sum_delta += d.to(self.sum_delta.device)
         self.sum_sq += float(d.pow(2).sum())
         self.indices.append(int(index))

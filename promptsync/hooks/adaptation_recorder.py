@@ -193,7 +193,8 @@ class AdaptationRecorder(Hook):
         """The sample's line (and its text shift added to the sums)."""
         method, initial = self.method, self.initial
         if initial is None:
-            raise RuntimeError('AdaptationRecorder.after_predict before any before_sample: the initial prompts are unknown')
+            raise RuntimeError('AdaptationRecorder.after_predict before any before_sample: the initial prompts are '
+                               'unknown')
         try:
             f_a, T_a = ctx.extra['predict_image_feature'], ctx.extra['predict_text_features']
         except KeyError:
@@ -214,8 +215,8 @@ class AdaptationRecorder(Hook):
         finite = bool(torch.isfinite(result.logits).all()) and bool(torch.isfinite(T_a).all()) and bool(
             torch.isfinite(f_a).all())
         if not finite:
-            rec.update(pred=-1, correct=False, confidence=None, pred_initial=pred_0, correct_initial=pred_0 == ctx.label,
-                       confidence_initial=conf_0, failed=True)
+            rec.update(pred=-1, correct=False, confidence=None, pred_initial=pred_0,
+                       correct_initial=pred_0 == ctx.label, confidence_initial=conf_0, failed=True)
             return rec
         scale = float(result.logits.abs().max()) + 1.0
         if not torch.allclose(z_a, result.logits.float(), rtol=1e-5, atol=1e-5 * scale):
@@ -226,7 +227,8 @@ class AdaptationRecorder(Hook):
         shifts = feature_shifts(f_0, f_a, initial.text, T_a, pred, self.min_shift)
         self.sums.add(ctx.index, T_a - initial.text.to(T_a.device))
         self._unsaved += 1
-        rec.update(pred=pred, correct=pred == ctx.label, confidence=_short(float(result.logits.float().softmax(-1).max())),
+        confidence = _short(float(result.logits.float().softmax(-1).max()))
+        rec.update(pred=pred, correct=pred == ctx.label, confidence=confidence,
                    pred_initial=pred_0, correct_initial=pred_0 == ctx.label, confidence_initial=conf_0,
                    prompt_change=_shorten(branch_change(adapted, initial.params, initial.groups)),
                    image_shift=_short(shifts['image_shift']), text_shift=_shorten(shifts['text_shift']),

@@ -11,7 +11,8 @@ from promptsync.analysis.text_sums import TextSums
 def test_sums_of_parts_give_the_naive_across_sample_variance(tmp_path):
     g = torch.Generator().manual_seed(0)
     T0 = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    Ta = T0 + 0.1 * torch.randn(7, 5, 3, generator=g, dtype=torch.float64) + 0.3  # [N, C, E]: a common shift plus a varying one
+    # [N, C, E]: a shift common to the samples plus one that varies
+    Ta = T0 + 0.1 * torch.randn(7, 5, 3, generator=g, dtype=torch.float64) + 0.3
     parts = [TextSums(), TextSums()]
     for n in range(7):
         parts[n % 2].add(n, Ta[n] - T0)
