@@ -197,7 +197,7 @@ class DPE(TTAMethod):
 
     # ------------------------------------------------------------------ state and counters
     def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {'text_prototypes': self.text_prototypes.detach().clone()}
+        state = {'text_prototypes': self.text_prototypes.detach().cpu().clone()}
         state.update({f'queue_{k}': v for k, v in self.queue.state_dict().items()})
         state.update({f'count_{k}': torch.tensor(v, dtype=torch.long) for k, v in self.counters.items()})
         return state
