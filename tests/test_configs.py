@@ -83,3 +83,21 @@ def test_fingerprint_ignores_runtime_only_keys():
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_config(ROOT / 'configs/nope.py')
+
+
+SUITES = sorted((ROOT / 'configs' / 'suites').glob('*.py'))
+
+
+@pytest.mark.parametrize('path', SUITES, ids=lambda p: p.stem)
+def test_every_suite_cell_config_has_only_known_keys(path, tmp_path):
+    """Each (method, dataset) cell of a suite, with the dataset's per-method overrides (e.g. TDA's and DPE's
+    per-dataset values), passes the unknown-key check a run makes: a misspelt override key fails here."""
+    from promptsync.engine.config_check import check_config
+    from promptsync.experiments.suites import cell_config, dataset_overrides
+    suite = load_config(path).suite
+    options = dict(suite.get('cfg_options') or {})
+    for method, entry in suite.methods.items():
+        for name, ds in suite.datasets.items():
+            cfg = cell_config(str(ROOT / entry['config']), dict(options, **dict(entry.get('cfg_options') or {})),
+                              dataset_overrides(ds, method), 0, tmp_path)
+            check_config(cfg, 'test')

@@ -4,5 +4,5 @@
 # shuffled (a seeded order; DPE's loaders shuffle) instead of the dataset's class order.
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/ps_shapes_clip.py', '../_base_/datasets/shapes.py',
           '../_base_/tta/dpe.py']
-data = dict(dataset=dict(order='shuffled'))
+data = dict(stream=dict(order='shuffled', seed=0))  # a seeded stream order (data.stream; docs/configs.md)
 tta = dict(views=dict(crop_scale=(0.3, 1.0)))

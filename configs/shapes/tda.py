@@ -6,4 +6,4 @@
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/ps_shapes_clip.py', '../_base_/datasets/shapes.py',
           '../_base_/tta/tda.py']
 tta = dict(views=dict(crop_scale=(0.3, 1.0)))
-data = dict(dataset=dict(order='shuffled'))
+data = dict(stream=dict(order='shuffled', seed=0))  # a seeded stream order (data.stream; docs/configs.md)

@@ -13,6 +13,17 @@ _TDA_ALPHA_BETA = dict(caltech101=(5.0, 5.0), oxford_pets=(2.0, 7.0), stanford_c
 _TDA = {key: {'tta.positive.alpha': a, 'tta.positive.beta': b,
               'model.prompt_learner.templates': 'imagenet7' if key in ('caltech101', 'stanford_cars', 'sun397') else key}
         for key, (a, b) in _TDA_ALPHA_BETA.items()}
+# DPE's (official configs/<set>.yaml, datasets/<set>.py): alpha, beta, learning rate, alignment weight, templates
+_DPE_VALUES = dict(caltech101=(15.0, 5.0, 6e-4, 0.2, 'imagenet7'), oxford_pets=(4.0, 7.0, 5e-5, 0.2, 'oxford_pets'),
+                   stanford_cars=(3.0, 7.0, 1e-4, 1.5, ['a photo of a {}.',
+                                                        'A {} featuring a wide range of color options for easy selection.']),
+                   flowers102=(2.5, 5.0, 1e-4, 0.2, 'flowers102'), food101=(3.0, 1.0, 2e-4, 0.2, 'food101'),
+                   fgvc_aircraft=(6.0, 2.0, 6e-4, 0.2, 'fgvc_aircraft'), sun397=(6.0, 3.0, 2e-4, 0.2, 'imagenet7'),
+                   dtd=(6.0, 3.0, 6e-4, 0.2, 'dtd'), eurosat=(3.0, 8.0, 5e-5, 0.2, 'eurosat'),
+                   ucf101=(9.0, 8.0, 4e-4, 0.2, 'ucf101'))
+_DPE = {key: {'tta.alpha': a, 'tta.beta': b, 'tta.text_lr': lr, 'tta.image_lr': lr, 'tta.align_weight': align,
+              'model.prompt_learner.templates': templates}
+        for key, (a, b, lr, align, templates) in _DPE_VALUES.items()}
 suite = dict(
     name='cross-dataset-vit-b16',
     methods=dict(
@@ -28,7 +39,8 @@ suite = dict(
         tda=dict(config='configs/tda/vit_b16_cross_dataset.py'),
         dpe=dict(config='configs/dpe/vit_b16_cross_dataset.py')),
     datasets={key: dict(overrides={'data.dataset': dict(type=kind, split='test', root='{{$PROMPTSYNC_DATA:data}}')},
-                        methods=dict(zeroshot={'model.prompt_learner.templates': key}, tda=_TDA[key]))
+                        methods=dict(zeroshot={'model.prompt_learner.templates': key}, tda=_TDA[key],
+                                     dpe=_DPE[key]))
               for key, kind in _targets.items()},
     averages=dict(avg=list(_targets)),
     seeds=[0],

@@ -16,6 +16,15 @@ _TDA = dict(
     imagenet_r={'tta.positive.alpha': 1.0, 'tta.positive.beta': 8.0, 'model.prompt_learner.templates': 'imagenet80'},
     imagenet_sketch={'tta.positive.alpha': 2.363, 'tta.positive.beta': 7.45,
                      'model.prompt_learner.templates': 'imagenet80'})
+# DPE's (official configs/<set>.yaml, datasets/<set>.py): alpha, beta, learning rate, alignment weight, templates;
+# ImageNet-A predicts on the selected views
+_DPE_VALUES = dict(imagenet=(6.0, 5.0, 6e-4, 0.5, 'imagenet7'), imagenet_a=(6.0, 5.0, 3e-4, 2.5, 'imagenet7'),
+                   imagenet_v2=(3.0, 8.0, 5e-4, 0.5, 'imagenet7'), imagenet_r=(3.0, 8.0, 6e-4, 0.0, 'imagenet80'),
+                   imagenet_sketch=(7.0, 7.45, 6e-4, 0.2, 'imagenet80'))
+_DPE = {key: {'tta.alpha': a, 'tta.beta': b, 'tta.text_lr': lr, 'tta.image_lr': lr, 'tta.align_weight': align,
+              'model.prompt_learner.templates': templates,
+              'tta.predict_views': 'selected' if key == 'imagenet_a' else 'original'}
+        for key, (a, b, lr, align, templates) in _DPE_VALUES.items()}
 suite = dict(
     name='dg-vit-b16',
     methods=dict(
@@ -32,7 +41,7 @@ suite = dict(
         tda=dict(config='configs/tda/vit_b16_imagenet_r.py'),
         dpe=dict(config='configs/dpe/vit_b16_imagenet_r.py')),
     datasets={key: dict(overrides={'data.dataset': dict(type=kind, root='{{$PROMPTSYNC_DATA:data}}', **extra)},
-                        methods=dict(tda=_TDA[key]))
+                        methods=dict(tda=_TDA[key], dpe=_DPE[key]))
               for key, (kind, extra) in _SETS.items()},
     averages=dict(ood_avg=['imagenet_v2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r']),
     seeds=[0],
