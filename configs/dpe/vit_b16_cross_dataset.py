@@ -1,9 +1,9 @@
 # DPE with CLIP ViT-B/16 on a cross-dataset target (default: Oxford Pets, the official configs/oxford_pets.yaml:
 # alpha 4, beta 7, lr 5e-5, alignment weight 0.2). DPE's fine-grained loaders use CLIP's preprocessing only: one
 # centre-cropped view per image, no augmented views. Text prototypes: CoOp's template of the dataset ("a photo of
-# a {}, a type of pet."; the official code adds the CuPL descriptions, see docs/baselines_dpe.md). Every target has
+# a {}, a type of pet."; the official code adds the CuPL descriptions, see docs/baselines.md). Every target has
 # its own yaml values (alpha, beta, lr, align): a suite that swaps the dataset must set them too (table in
-# docs/baselines_dpe.md).
+# docs/baselines.md).
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/clip_vit_b16.py',
           '../_base_/datasets/oxford_pets.py', '../_base_/tta/dpe.py']
 model = dict(prompt_learner=dict(templates='oxford_pets'))

@@ -2,7 +2,7 @@
 # alpha 3, beta 8, lr 6e-4 (text and visual), alignment weight 0 (the yaml switches the InfoNCE term off), and the
 # 80 CLIP ImageNet templates that DPE's ImageNet-R loader uses for the text prototypes (the official text prototypes
 # also average the CuPL GPT-3 descriptions of each class, which this toolbox has no prompt learner for: see
-# docs/baselines_dpe.md). The official loader shuffles the stream (torch seed 1).
+# docs/baselines.md). The official loader shuffles the stream (torch seed 1).
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/clip_vit_b16.py',
           '../_base_/datasets/imagenet_r.py', '../_base_/tta/dpe.py']
 model = dict(prompt_learner=dict(templates='imagenet80'))

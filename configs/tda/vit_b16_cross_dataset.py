@@ -5,7 +5,7 @@
 # positive alpha/beta: caltech101 5.0/5.0, dtd 2.0/3.0, eurosat 4.0/8.0, fgvc 2.0/2.0, food101 1.0/1.0,
 # oxford_flowers 1.0/5.0, oxford_pets 2.0/7.0, stanford_cars 1.0/7.0, sun397 2.0/3.0, ucf101 3.0/8.0; the official
 # templates are CoOp's per-dataset ones except caltech101, stanford_cars and sun397, which use the 7-template
-# ensemble of datasets/imagenet.py; see docs/baselines_tda.md). TDA is online and the official loaders shuffle the
+# ensemble of datasets/imagenet.py; see docs/baselines.md). TDA is online and the official loaders shuffle the
 # test set: the stream here is a seeded shuffle (not the official permutation).
 _base_ = ['../_base_/default_runtime.py', '../_base_/models/clip_vit_b16.py',
           '../_base_/datasets/oxford_pets.py', '../_base_/tta/tda.py']

@@ -15,7 +15,7 @@ features) and visual prototypes (a per-class queue of the lowest-entropy test fe
 5. if ``H(softmax(prediction)) / log2 C < tau``, fold ``normalise(T + r_t)`` into ``T`` by a cumulative average.
 
 The samples of a loaded batch are processed one after another, each view set encoded on its own, so predictions
-do not depend on ``data.batch_size``. The equations, defaults and differences are in docs/baselines_dpe.md.
+do not depend on ``data.batch_size``. The equations, defaults and differences are in docs/baselines.md.
 """
 from __future__ import annotations
 

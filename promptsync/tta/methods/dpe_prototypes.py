@@ -7,7 +7,7 @@
   prototypes, counting the zero-shot prototypes as the first term.
 * :func:`prototype_affinity_logits`, :func:`prototype_alignment`, :func:`entropy_ratio`: DPE's visual-prototype
   logits, its InfoNCE text/visual alignment and its entropy gate, as in ``main_dpe.py`` / ``utils.py`` of
-  zhangce01/DPE-CLIP (see docs/baselines_dpe.md).
+  zhangce01/DPE-CLIP (see docs/baselines.md).
 
 Everything is a tensor of fixed shape, so that the state round-trips through ``state_dict`` exactly.
 """
