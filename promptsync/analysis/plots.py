@@ -60,14 +60,17 @@ def flip_bars(summaries: list[dict], path: Path) -> Path:
     ax = figure.subplots()
     x = np.arange(len(summaries))
     width = 0.8 / len(FLIP_KINDS)
+    top = 0.0
     for k, (key, label, color) in enumerate(FLIP_KINDS):
         share = [100.0 * s['flips'][key] / s['flips']['n'] for s in summaries]
         bars = ax.bar(x + (k - 1) * width, share, width, label=label, color=color)
         ax.bar_label(bars, labels=[str(s['flips'][key]) for s in summaries], fontsize=7)
+        top = max([top, *share])
     ax.set_xticks(x, [s['name'] for s in summaries], fontsize=8)
+    ax.set_ylim(0, 1.35 * top if top > 0 else 1.0)  # room for the legend above the bars
     ax.set_ylabel('% of samples (bar label: count)')
     ax.set_title('prediction flips: initial -> adapted prompts', fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncols=len(FLIP_KINDS), loc='upper center')
     return save_png(figure, path)
 
 
