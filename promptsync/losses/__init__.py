@@ -6,4 +6,5 @@ from .dispersion import TextFeatureDispersionLoss, text_feature_dispersion
 from .entropy import MarginalEntropyLoss, MeanViewEntropyLoss, marginal_entropy
 
 __all__ = ['TTALoss', 'WeightedLossSum', 'MarginalEntropyLoss', 'MeanViewEntropyLoss', 'marginal_entropy',
-           'DistributionAlignmentLoss', 'ClassAwarePrototypeAlignmentLoss', 'PrototypeDiscriminationLoss']
+           'DistributionAlignmentLoss', 'ClassAwarePrototypeAlignmentLoss', 'PrototypeDiscriminationLoss',
+           'TextFeatureDispersionLoss', 'text_feature_dispersion']

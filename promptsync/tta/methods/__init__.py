@@ -1,11 +1,16 @@
-"""TTA methods (``TTA_METHODS``): how a batch of test samples becomes predictions."""
+"""TTA methods (``TTA_METHODS``): how a batch of test samples becomes predictions.
+
+Episodic (reset after every image): ``ZeroShot``, ``EpisodicTTA`` (TPT, C-TPT, MaPLe+TPT, PromptAlign, PromptSync:
+configs differ in losses only), ``Zero``, ``MTA``, ``TPS``. Online (state carried across the stream,
+``stateful = True``): ``TDA``, ``DPE``.
+"""
 from .base import TTAMethod
 from .dpe import DPE
 from .episodic import EpisodicTTA
+from .mean_shift import MTA
 from .prototype_shift import TPS
 from .tda import TDA
 from .zero_shot import ZeroShot
 from .zero_vote import Zero
-from .mean_shift import MTA
 
-__all__ = ['TTAMethod', 'EpisodicTTA', 'TDA', 'ZeroShot']
+__all__ = ['TTAMethod', 'EpisodicTTA', 'ZeroShot', 'Zero', 'MTA', 'TPS', 'TDA', 'DPE']
