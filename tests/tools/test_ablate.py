@@ -50,14 +50,16 @@ def test_two_by_two_grid_end_to_end_then_reuse_and_resume(tool, tmp_path, small,
     assert names == ['tta.steps=0__tta.optimizer.lr=0.001', 'tta.steps=0__tta.optimizer.lr=0.05',
                      'tta.steps=2__tta.optimizer.lr=0.001', 'tta.steps=2__tta.optimizer.lr=0.05']
     assert sorted(p.name for p in (tmp_path / 'cells').iterdir()) == sorted(f'{n}__seed=0' for n in names)
-    header = ['tta.steps', 'tta.optimizer.lr', 'top1', 'top1_std', 'top5', 'top5_std', 'ms/img', 'n', 'status',
-              'error']
+    measured = ['top1', 'top5', 'mean_class_top1', 'ece', 'ece_excluded', 'pred_entropy', 'pred_max_share',
+                'label_entropy', 'label_max_share']  # the default metrics of every run
+    header = ['tta.steps', 'tta.optimizer.lr', *[x for m in measured for x in (m, f'{m}_std')], 'ms/img', 'n',
+              'status', 'error']
     with open(tmp_path / 'ablation.csv') as f:
         table = list(csv.DictReader(f))
     assert list(table[0]) == header and len(table) == 4
     lines = out.splitlines()
     at = lines.index(next(line for line in lines if line.startswith('tta.steps ')))
-    assert lines[at].split() == ['tta.steps', 'tta.optimizer.lr', 'top1', 'top5', 'ms/img', 'n', 'status']
+    assert lines[at].split() == ['tta.steps', 'tta.optimizer.lr', *measured, 'ms/img', 'n', 'status']
     assert [line.split()[:2] for line in lines[at + 2:at + 6]] == [['0', '0.001'], ['0', '0.05'], ['2', '0.001'],
                                                                  ['2', '0.05']]
     assert '| tta.steps' in (tmp_path / 'ablation.md').read_text()
