@@ -9,21 +9,23 @@ _domains = ('sketch', 'cartoon', 'corrupted')
 _datasets = {d: {'data.dataset.domain': d} for d in _domains}
 for _r, _stream in _lt.items():
     _datasets.update({f'{d}_lt{_r}': {'data.dataset.domain': d, 'data.stream': _stream} for d in _domains})
+_RECORD = {'custom_hooks': [dict(type='AdaptationRecorder')]}
 suite = dict(
     name='shapes-streams',
-    methods=dict(
+    methods=dict(  # in order of cost: an interrupted run has the cheap rows first (finished cells are reused)
         zeroshot=dict(config='configs/shapes/zeroshot.py', seeds=[0]),
-        tpt=dict(config='configs/shapes/tpt.py'),
-        ctpt=dict(config='configs/shapes/ctpt.py'),
+        maple=dict(config='configs/shapes/maple_tpt.py', seeds=[0], cfg_options={'tta.steps': 0}),
         zero=dict(config='configs/shapes/zero.py'),
         mta=dict(config='configs/shapes/mta.py'),
         tps=dict(config='configs/shapes/tps.py'),
         tda=dict(config='configs/shapes/tda.py'),
+        tpt=dict(config='configs/shapes/tpt.py'),
+        ctpt=dict(config='configs/shapes/ctpt.py'),
         dpe=dict(config='configs/shapes/dpe.py'),
-        maple=dict(config='configs/shapes/maple_tpt.py', seeds=[0], cfg_options={'tta.steps': 0}),
-        maple_tpt=dict(config='configs/shapes/maple_tpt.py'),
-        promptalign=dict(config='configs/shapes/promptalign.py'),
-        promptsync=dict(config='configs/shapes/promptsync.py')),
+        # the three PromptSync is compared with most closely also record how the prompts move (tools/analyze.py)
+        maple_tpt=dict(config='configs/shapes/maple_tpt.py', cfg_options=_RECORD),
+        promptalign=dict(config='configs/shapes/promptalign.py', cfg_options=_RECORD),
+        promptsync=dict(config='configs/shapes/promptsync.py', cfg_options=_RECORD)),
     datasets=_datasets,
     averages=dict(balanced=list(_domains), lt10=[f'{d}_lt10' for d in _domains],
                   lt100=[f'{d}_lt100' for d in _domains]),
