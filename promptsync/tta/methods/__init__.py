@@ -4,7 +4,7 @@ Episodic (reset after every image): ``ZeroShot``, ``EpisodicTTA`` (TPT, C-TPT, M
 configs differ in losses only), ``Zero``, ``MTA``, ``TPS``. Online (state carried across the stream,
 ``stateful = True``): ``TDA``, ``DPE``.
 """
-from .base import TTAMethod
+from .base import PerSampleMethod, TTAMethod
 from .dpe import DPE
 from .episodic import EpisodicTTA
 from .mean_shift import MTA
@@ -13,4 +13,4 @@ from .tda import TDA
 from .zero_shot import ZeroShot
 from .zero_vote import Zero
 
-__all__ = ['TTAMethod', 'EpisodicTTA', 'ZeroShot', 'Zero', 'MTA', 'TPS', 'TDA', 'DPE']
+__all__ = ['TTAMethod', 'PerSampleMethod', 'EpisodicTTA', 'ZeroShot', 'Zero', 'MTA', 'TPS', 'TDA', 'DPE']

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import torch
 
-from promptsync.tta.context import SampleResult
+from promptsync.tta.context import SampleResult, TTAContext
 from promptsync.hooks import HookList
 
 
@@ -24,7 +24,7 @@ class TTAMethod(metaclass=ABCMeta):
     #: order (``data.stream``) is part of the result. The loop then runs the whole stream on one process (sharding
     #: is refused) and saves :meth:`state_dict` after every batch, so that a resumed run continues exactly where
     #: the saved state ends. Such a method must process a loaded batch's samples one after another, in order, so
-    #: that its predictions do not depend on ``data.batch_size``.
+    #: that its predictions do not depend on ``data.batch_size`` (:class:`PerSampleMethod` does).
     stateful: bool = False
 
     def __init__(self, model, hooks: HookList | None = None, seed: int = 0,
@@ -60,3 +60,29 @@ class TTAMethod(metaclass=ABCMeta):
         """``(views, labels, indices, paths)`` with python ints for labels and indices."""
         paths = batch.get('path') or [''] * len(batch['index'])
         return batch['views'], [int(x) for x in batch['label']], [int(x) for x in batch['index']], list(paths)
+
+
+class PerSampleMethod(TTAMethod):
+    """A method that takes a loaded batch's samples one after another, in order (:meth:`process_sample`), so that
+    its predictions do not depend on ``data.batch_size`` — what an online method needs, and the simplest shape for a
+    training-free one. :meth:`begin_sample` is the shared first stage: every view encoded once, without gradient."""
+
+    @abstractmethod
+    def process_sample(self, views: torch.Tensor, label: int, index: int, path: str = '') -> SampleResult:
+        """Adapt (if the method adapts) and predict one sample with views ``[V, 3, H, W]``."""
+
+    def process_batch(self, batch: dict[str, Any]) -> list[SampleResult]:
+        views, labels, indices, paths = self.unpack(batch)
+        return [self.process_sample(views[b], labels[b], indices[b], paths[b]) for b in range(len(labels))]
+
+    def begin_sample(self, views: torch.Tensor, label: int, index: int, text_features: torch.Tensor) -> TTAContext:
+        """The sample's context after ``before_sample``, with the image features of every view (current prompts, no
+        gradient), ``text_features`` and their logits; ``after_forward`` has seen it."""
+        ctx = TTAContext(index=index, label=label, views=views.to(self.device), model=self.model)
+        self.hooks.call('before_sample', ctx)
+        with torch.no_grad():
+            ctx.image_features = self.model.image_features(ctx.views)          # every view, one pass
+            ctx.text_features = text_features
+            ctx.logits = self.model.logits(ctx.image_features, text_features)
+        self.hooks.call('after_forward', ctx)
+        return ctx

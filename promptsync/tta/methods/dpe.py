@@ -31,7 +31,7 @@ from promptsync.registry import OPTIMIZERS, TTA_METHODS, VIEW_SELECTORS
 from promptsync.tta.context import SampleResult, TTAContext
 from promptsync.tta.memory import ClassPriorityQueue
 
-from .base import TTAMethod
+from .base import PerSampleMethod
 from .dpe_prototypes import (entropy_ratio, evolve_text_prototypes, prototype_affinity_logits, prototype_alignment,
                              queue_prototypes)
 
@@ -49,7 +49,7 @@ def _number(value, name: str, low: float = 0.0, strict: bool = False) -> float:
 
 
 @TTA_METHODS.register_module()
-class DPE(TTAMethod):
+class DPE(PerSampleMethod):
     """Args (defaults: the official ImageNet yaml, ``configs/imagenet.yaml`` of zhangce01/DPE-CLIP):
         alpha, beta: weight and sharpness of the visual-prototype logits (yaml ``positive.alpha/beta``: 6, 5).
         queue_capacity: features per class in the visual queue (``shot_capacity``: 3).
@@ -190,10 +190,6 @@ class DPE(TTAMethod):
         self.counters['samples'] += 1
         self.hooks.call('after_sample', ctx, result)
         return result
-
-    def process_batch(self, batch) -> list[SampleResult]:
-        views, labels, indices, paths = self.unpack(batch)
-        return [self.process_sample(views[b], labels[b], indices[b], paths[b]) for b in range(len(labels))]
 
     # ------------------------------------------------------------------ state and counters
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -25,9 +25,9 @@ import torch
 
 from promptsync.errors import ConfigError
 from promptsync.registry import TTA_METHODS
-from promptsync.tta.context import SampleResult, TTAContext
+from promptsync.tta.context import SampleResult
 
-from .base import TTAMethod
+from .base import PerSampleMethod
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _positive(value, key: str, integer: bool = False):
 
 
 @TTA_METHODS.register_module()
-class MTA(TTAMethod):
+class MTA(PerSampleMethod):
     """Args (defaults = the official ``solve_mta`` and ``main.py``):
         lambda_y: temperature of the inlierness softmax (entropic term weight), 0.2.
         lambda_q: weight of the affinity (quadratic) term, 4.
@@ -147,12 +147,7 @@ class MTA(TTAMethod):
 
     @torch.no_grad()
     def process_sample(self, views: torch.Tensor, label: int, index: int, path: str = '') -> SampleResult:
-        ctx = TTAContext(index=index, label=label, views=views.to(self.device), model=self.model)
-        self.hooks.call('before_sample', ctx)
-        ctx.image_features = self.model.image_features(ctx.views)          # every view, one pass
-        ctx.text_features = self.text_features
-        ctx.logits = self.model.logits(ctx.image_features, self.text_features)
-        self.hooks.call('after_forward', ctx)
+        ctx = self.begin_sample(views, label, index, self.text_features)
         out = mta_mode(ctx.image_features, ctx.logits, self.lambda_y, self.lambda_q, self.max_iter, self.tol,
                        self.knn_ratio)
         ctx.extra.update(mode=out.mode, inlierness=out.inlierness)
@@ -164,10 +159,6 @@ class MTA(TTAMethod):
         self.hooks.call('after_predict', ctx, result)
         self.hooks.call('after_sample', ctx, result)
         return result
-
-    def process_batch(self, batch) -> list[SampleResult]:
-        views, labels, indices, paths = self.unpack(batch)
-        return [self.process_sample(views[b], labels[b], indices[b], paths[b]) for b in range(len(labels))]
 
     def summary(self) -> dict:
         # integers only where a sum over shards is right (metrics.json sums integer counters of shards)

@@ -32,11 +32,11 @@ import torch
 from promptsync.errors import ConfigError, ProvenanceError
 from promptsync.losses.entropy import marginal_entropy
 from promptsync.registry import TTA_METHODS, VIEW_SELECTORS
-from promptsync.tta.context import SampleResult, TTAContext
+from promptsync.tta.context import SampleResult
 from promptsync.tta.memory import ClassPriorityQueue, NegativeCache
 from promptsync.utils.config import flag
 
-from .base import TTAMethod
+from .base import PerSampleMethod
 
 #: kdiAAA/TDA configs/imagenet.yaml (the paper's ImageNet values; every dataset yaml shares the negative section)
 POSITIVE_DEFAULTS = dict(enabled=True, shot_capacity=3, alpha=2.0, beta=5.0)
@@ -60,7 +60,7 @@ def official_normalised_entropy(entropy_nats: float, num_classes: int) -> float:
 
 
 @TTA_METHODS.register_module()
-class TDA(TTAMethod):
+class TDA(PerSampleMethod):
     """Args:
         positive: ``dict(enabled, shot_capacity, alpha, beta)`` of the positive cache (keys as in the official
             yaml; missing keys take the ImageNet yaml's values 3 / 2.0 / 5.0).
@@ -119,12 +119,8 @@ class TDA(TTAMethod):
         return out
 
     def process_sample(self, views: torch.Tensor, label: int, index: int, path: str) -> SampleResult:
-        ctx = TTAContext(index=index, label=label, views=views, model=self.model, text_features=self.text_features)
-        self.hooks.call('before_sample', ctx)
+        ctx = self.begin_sample(views, label, index, self.text_features)
         with torch.no_grad():
-            ctx.image_features = self.model.image_features(ctx.views.to(self.device))
-            ctx.logits = self.model.logits(ctx.image_features, self.text_features)
-            self.hooks.call('after_forward', ctx)
             ctx.selected = self.selector(ctx.logits)
             self.hooks.call('after_selection', ctx)
             reading = self.read_sample(ctx.image_features, ctx.logits, ctx.selected)
@@ -135,11 +131,6 @@ class TDA(TTAMethod):
         self.hooks.call('after_predict', ctx, result)
         self.hooks.call('after_sample', ctx, result)
         return result
-
-    def process_batch(self, batch) -> list[SampleResult]:
-        views, labels, indices, paths = self.unpack(batch)
-        return [self.process_sample(views[b], label, index, path)
-                for b, (label, index, path) in enumerate(zip(labels, indices, paths))]
 
     # ------------------------------------------------------------------ state
     def _caches(self) -> dict[str, ClassPriorityQueue]:

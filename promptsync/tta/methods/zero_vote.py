@@ -25,10 +25,10 @@ import torch
 
 from promptsync.errors import ConfigError
 from promptsync.registry import TTA_METHODS
-from promptsync.tta.context import SampleResult, TTAContext
+from promptsync.tta.context import SampleResult
 from promptsync.tta.selection import view_entropy
 
-from .base import TTAMethod
+from .base import PerSampleMethod
 
 #: probability mass (relative to 1) given to the confident views' mean probability on top of the vote share; it
 #: keeps unvoted classes finite and ranks equal-vote classes; far below one vote's share (1 / (V * ratio + 1))
@@ -105,7 +105,7 @@ def vote_logits(vote: ZeroVote, selected_logits: torch.Tensor, unvoted_mass: flo
 
 
 @TTA_METHODS.register_module()
-class Zero(TTAMethod):
+class Zero(PerSampleMethod):
     """Args:
         ratio: share of the views that vote, ``gamma`` in the paper; 0.3 = the official code since its commit
             9737ffb (the paper's first version and the code before it: 0.1).
@@ -132,12 +132,7 @@ class Zero(TTAMethod):
 
     @torch.no_grad()
     def process_sample(self, views: torch.Tensor, label: int, index: int, path: str = '') -> SampleResult:
-        ctx = TTAContext(index=index, label=label, views=views.to(self.device), model=self.model)
-        self.hooks.call('before_sample', ctx)
-        ctx.image_features = self.model.image_features(ctx.views)          # every view, one pass
-        ctx.text_features = self.text_features
-        ctx.logits = self.model.logits(ctx.image_features, self.text_features)
-        self.hooks.call('after_forward', ctx)
+        ctx = self.begin_sample(views, label, index, self.text_features)
         order = confidence_order(ctx.logits)
         ctx.selected = order[:kept_views(ctx.n_views, self.ratio)]
         self.hooks.call('after_selection', ctx)
@@ -152,10 +147,6 @@ class Zero(TTAMethod):
         self.hooks.call('after_predict', ctx, result)
         self.hooks.call('after_sample', ctx, result)
         return result
-
-    def process_batch(self, batch) -> list[SampleResult]:
-        views, labels, indices, paths = self.unpack(batch)
-        return [self.process_sample(views[b], labels[b], indices[b], paths[b]) for b in range(len(labels))]
 
     def summary(self) -> dict:
         return dict(samples=self.samples, ratio=self.ratio, ties_broken=int(self.ties),
