@@ -1,14 +1,16 @@
 # Every method on the shapes benchmark's target domains, on balanced and on long-tailed test streams (imbalance
-# ratio 10 and 100, data.stream; docs/configs.md), 25 test images per class (the head class of a long-tailed stream
-# keeps 25), 3 seeds. The collapse and calibration measures are in every cell's metrics.json; the suite writes a
-# table per metric (suite.tables) and the plots. docs/results.md, "Streams".
+# ratio 10 and 100, data.stream; docs/configs.md): 25 test images per class balanced (500 per domain); the long-tailed
+# streams keep 50 -> 5 (ratio 10, 398 images) and 100 -> 1 (ratio 100, 459 images) per class; 3 seeds. The
+# collapse and calibration measures are in every cell's metrics.json; the suite writes a table per metric
+# (suite.tables) and the plots. docs/results.md, "Streams".
 #   python tools/benchmark.py configs/suites/shapes_streams.py
 _lt = {10: dict(imbalance='long_tail', ratio=10, order='shuffled', seed=0),
        100: dict(imbalance='long_tail', ratio=100, order='shuffled', seed=0)}
 _domains = ('sketch', 'cartoon', 'corrupted')
 _datasets = {d: {'data.dataset.domain': d} for d in _domains}
-for _r, _stream in _lt.items():
-    _datasets.update({f'{d}_lt{_r}': {'data.dataset.domain': d, 'data.stream': _stream} for d in _domains})
+for _r, _stream in _lt.items():  # the head class keeps 50 (ratio 10: tail 5) / 100 (ratio 100: tail 1) images
+    _datasets.update({f'{d}_lt{_r}': {'data.dataset.domain': d, 'data.dataset.per_class': 50 if _r == 10 else 100,
+                                      'data.stream': _stream} for d in _domains})
 _RECORD = {'custom_hooks': [dict(type='AdaptationRecorder')]}
 suite = dict(
     name='shapes-streams',

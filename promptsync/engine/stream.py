@@ -8,7 +8,9 @@ For any dataset, after ``data.max_samples``::
   drawn with ``seed`` (rank 0 = head) and class ``c`` keeps ``max(1, round(head * ratio^(-rank_c / (K - 1))))`` of its
   samples, drawn at random with ``seed`` — the formula of the shapes benchmark's own ``imbalance`` and of the
   long-tailed CIFAR protocol. ``head`` (default: the smallest class count among the selected samples, so that every
-  class can fill its quota and the ratio holds exactly) caps the head class. ``K`` counts the classes present.
+  class can fill its quota) caps the head class. ``K`` counts the classes present. A stream whose rounded counts
+  miss the asked ratio by more than 10% (``head=25, ratio=100`` has a tail of 1 image: ratio 25) is refused, with
+  the head count it would need — a column labelled "ratio 100" must be one.
 * ``order``: ``'as_is'`` (dataset order, the default without ``imbalance``), ``'shuffled'`` (a permutation drawn
   with ``seed``; the default with ``imbalance``), ``'class_sorted'`` (grouped by class in label order, dataset order
   within a class: the hardest stream for online methods), ``'head_first'`` / ``'tail_first'`` (grouped by class in
@@ -21,6 +23,7 @@ per-class counts, the achieved ratio, the first indices of the order).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -33,6 +36,7 @@ IMBALANCES = (None, 'long_tail')
 ORDERS = ('as_is', 'shuffled', 'class_sorted', 'head_first', 'tail_first')
 KEYS = ('imbalance', 'ratio', 'order', 'seed', 'head')
 SHOWN = 20  # first stream positions recorded
+RATIO_TOLERANCE = 0.1  # achieved / asked imbalance ratio may differ by this much (rounding)
 
 
 @dataclass
@@ -98,6 +102,8 @@ def build_stream(labels: Sequence[int], selected: Sequence[int], cfg: Mapping | 
             if quota < len(members):
                 members = sorted(np.asarray(members)[rng.permutation(len(members))[:quota]].tolist())
             kept[c] = members
+        smallest = min(len(v) for v in by_class.values())
+        _check_ratio({c: len(kept[c]) for c in classes}, cfg['ratio'], head, smallest)
     indices = _ordered(kept, ranks, cfg)
     counts = {c: len(kept[c]) for c in classes}
     info = dict(cfg, num_samples=len(indices), num_classes=len(classes),
@@ -105,6 +111,20 @@ def build_stream(labels: Sequence[int], selected: Sequence[int], cfg: Mapping | 
                 achieved_ratio=round(max(counts.values()) / min(counts.values()), 4) if counts else None,
                 first_indices=indices[:SHOWN])
     return Stream(indices, info)
+
+
+def _check_ratio(counts: dict[int, int], ratio: float, head: int, smallest: int) -> None:
+    """Refuse a stream whose rounded class counts miss ``ratio`` by more than ``RATIO_TOLERANCE``."""
+    achieved = max(counts.values()) / min(counts.values())
+    if abs(achieved / ratio - 1) <= RATIO_TOLERANCE:
+        return
+    exact = int(smallest // ratio * ratio) if ratio == int(ratio) else 0  # the largest head that is a multiple of it
+    fix = (f'set data.stream.head={exact} (a multiple of the ratio: the tail keeps {exact // int(ratio)})' if exact
+           else f'the smallest class has {smallest} images: give every class at least {math.ceil(ratio)} (e.g. more '
+                'images per class), or lower the ratio')
+    raise ConfigError(f'data.stream: a head class of {head} images gives an imbalance ratio of {achieved:g}, not '
+                      f'{ratio:g} (the tail keeps {min(counts.values())} image(s) after rounding)',
+                      where='data.stream', fix=fix)
 
 
 def _ordered(kept: dict[int, list[int]], ranks: dict[int, int], cfg: Mapping) -> list[int]:

@@ -58,6 +58,18 @@ def test_head_defaults_to_the_smallest_class_and_orders():
     assert build_stream(labels, idx, None).indices == idx and build_stream(labels, idx, None).info == {}
 
 
+def test_a_ratio_the_rounded_counts_cannot_hold_is_refused_with_the_head_that_works():
+    labels = labels_of([25] * 20)
+    with pytest.raises(ConfigError) as err:  # tail round(25 / 10) = 2: ratio 12.5
+        build_stream(labels, list(range(500)), dict(imbalance='long_tail', ratio=10))
+    assert 'ratio of 12.5, not 10' in str(err.value) and 'head=20' in err.value.fix
+    with pytest.raises(ConfigError) as err:  # a tail of one image: ratio 25
+        build_stream(labels, list(range(500)), dict(imbalance='long_tail', ratio=100))
+    assert 'at least 100' in err.value.fix
+    fixed = build_stream(labels, list(range(500)), dict(imbalance='long_tail', ratio=10, head=20))
+    assert fixed.info['achieved_ratio'] == 10.0 and fixed.info['class_counts'] and len(fixed.indices) < 500
+
+
 @pytest.mark.parametrize('cfg, where', [
     (dict(imbalance='longtail', ratio=10), 'data.stream.imbalance'),
     (dict(imbalance='long_tail'), 'data.stream.ratio'),
