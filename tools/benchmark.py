@@ -6,7 +6,8 @@
 
 Finished cells are reused on a re-run and interrupted ones resume; a failing cell is recorded (traceback in its
 error.txt) and the suite goes on; the exit code is 1 when a cell failed. Outputs in the work dir (default
-work_dirs/benchmark/<suite name>): benchmark.md, benchmark.json and cells/<method>/<dataset>/seed<s>/.
+work_dirs/benchmark/<suite name>): benchmark.md (one table per metric of suite.tables), benchmark.json,
+benchmark.png (grouped bars, error bars over seeds) and cells/<method>/<dataset>/seed<s>/.
 --cfg-options change the suite config; options for every cell go under suite.cfg_options with the cell's key
 written in full, e.g. "suite.cfg_options.data.max_samples=50" (added to the suite's own cell options).
 """
@@ -46,6 +47,9 @@ def main(argv=None) -> int:
         return 2
     print(write_suite(out, work_dir))
     print(f"\n{out['metric']} (%), mean ± std over seeds; {out['wall_s']:.0f} s; tables in {work_dir}/benchmark.md")
+    figure = work_dir / 'benchmark.png'
+    if figure.is_file():
+        print(f'figure: {figure}')
     if out['failed']:
         print(f"{len(out['failed'])} cells failed: {out['failed']}", file=sys.stderr)
         return 1
