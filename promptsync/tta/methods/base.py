@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 import torch
 
+from promptsync.errors import ProvenanceError
 from promptsync.tta.context import SampleResult, TTAContext
 from promptsync.hooks import HookList
 
@@ -52,8 +53,10 @@ class TTAMethod(metaclass=ABCMeta):
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         """Restore what :meth:`state_dict` returned (a stateful method must override both)."""
-        if state:
-            raise NotImplementedError(f'{type(self).__name__} saved a state but cannot load it')
+        if state:  # a state file of another method (an online one) in this work dir: refuse, never ignore it
+            raise ProvenanceError(f'{type(self).__name__} carries no state across samples, but a saved method state '
+                                  f'with {len(state)} tensors was given to it', where='method_state.safetensors',
+                                  fix='use another --work-dir, or --no-resume (the file belongs to another run)')
 
     @staticmethod
     def unpack(batch: dict[str, Any]):
