@@ -88,8 +88,10 @@ class PromptedCLIP(nn.Module):
             feats = F.normalize(feats.view(-1, tp.n_templates, feats.shape[-1]).mean(dim=1), dim=-1)
         return feats
 
-    def image_features(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
-        """Normalised image features ``[B, E]`` with the learner's visual prompts (if any)."""
+    def image_features(self, images: torch.Tensor, prompts: Prompts | None = None,
+                       normalize: bool = True) -> torch.Tensor:
+        """Normalised image features ``[B, E]`` with the learner's visual prompts (if any); ``normalize=False``: the
+        encoder's output as is (what TPT's ``gen_ctx`` feeds CoCoOp's meta-net)."""
         vp = (prompts if prompts is not None else self.prompts()).vision if self.prompt_learner.has_vision_prompts else None
         n = images.shape[0]
         step = self.image_chunk_size if isinstance(self.image_chunk_size, int) else n
@@ -104,11 +106,11 @@ class PromptedCLIP(nn.Module):
             for s in range(0, n, step):
                 e = min(s + step, n)
                 if vp is None:
-                    out.append(self.backbone.encode_image(images[s:e], normalize=True))
+                    out.append(self.backbone.encode_image(images[s:e], normalize=normalize))
                 else:
                     out.append(self.backbone.encode_image(images[s:e], rows(vp.shallow, s, e),
                                                           {k: rows(v, s, e) for k, v in vp.deep.items()},
-                                                          normalize=True))
+                                                          normalize=normalize))
         return (out[0] if len(out) == 1 else torch.cat(out)).float()
 
     def text_features_of(self, prompts: Sequence[Prompts]) -> torch.Tensor:
@@ -125,13 +127,38 @@ class PromptedCLIP(nn.Module):
         out = self.image_features(torch.cat(list(images)), Prompts(text=None, vision=vision))
         return list(out.split(rows))
 
+    def conditioned_text_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        """``[B, C, E]``: the class text features of each image for an image-conditioned learner (CoCoOp), from the
+        normalised image features ``[B, E]``.
+
+        The ``B * C`` sequences are encoded in chunks of ``text_chunk_size`` rows; with a chunk size the prompt
+        embeddings are built for ``text_chunk_size // C`` images at a time (at least one), so memory stays bounded.
+        """
+        learner = self.prompt_learner
+        n = image_features.shape[0]
+        per_image = len(learner.classnames)
+        group = n if not self.text_chunk_size else max(1, self.text_chunk_size // max(per_image, 1))
+        out = []
+        for s in range(0, n, group):
+            feats = self.text_features(learner(image_features=image_features[s:s + group]))
+            out.append(feats.view(-1, per_image, feats.shape[-1]))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """``logit_scale * cos`` (+ the model's logit bias, if it has one), ``[B, C]``."""
-        out = self.backbone.logit_scale().float() * image_features @ text_features.t()
+        """``logit_scale * cos`` (+ the model's logit bias, if it has one), ``[B, C]``; ``text_features`` is ``[C, E]``
+        (shared by the images) or ``[B, C, E]`` (each image its own classes' features: CoCoOp)."""
+        scale = self.backbone.logit_scale().float()
+        if text_features.dim() == 3:
+            out = scale * torch.einsum('be,bce->bc', image_features, text_features)
+        else:
+            out = scale * image_features @ text_features.t()
         bias = self.backbone.logit_bias()
         return out if bias is None else out + bias.float()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.prompt_learner.conditions_on_image:
+            image = self.image_features(images)
+            return self.logits(image, self.conditioned_text_features(image))
         prompts = self.prompts()
         return self.logits(self.image_features(images, prompts), self.text_features(prompts))
 

@@ -1,10 +1,12 @@
-"""``PromptTrainer``: few-shot supervised prompt learning (CoOp / MaPLe) on a frozen CLIP backbone.
+"""``PromptTrainer``: few-shot supervised prompt learning (CoOp / CoCoOp / MaPLe) on a frozen CLIP backbone.
 
-One step: ``prompts = learner()``, logits of ``PromptedCLIP`` (image features with the visual prompts, text
-features of every class), cross-entropy with the labels, one optimizer step on the *learner's* parameters only.
-The trainer holds the optimizer, the per-epoch schedule (warm-up + cosine, :mod:`.schedule`), the grad scaler,
-the best-validation state and the history; the epochs themselves are run by the engine's
-:class:`~promptsync.engine.loops.PromptTrainLoop` (hooks, validation, resume state, checkpoint).
+One step: the logits of ``PromptedCLIP`` (``prompts = learner()``, image features with the visual prompts, text
+features of every class; for an image-conditioned learner, CoCoOp, the frozen encoder's image features condition
+each image's prompts, so a batch of ``B`` costs ``B * C`` text sequences), cross-entropy with the labels, one
+optimizer step on the *learner's* parameters only. The trainer holds the optimizer, the per-epoch schedule
+(warm-up + cosine, :mod:`.schedule`), the grad scaler, the best-validation state and the history; the epochs
+themselves are run by the engine's :class:`~promptsync.engine.loops.PromptTrainLoop` (hooks, validation, resume
+state, checkpoint).
 
 Determinism: the data order of epoch ``e`` is a permutation drawn from a ``torch.Generator`` seeded with
 ``(seed, 3, e)``; the crop/flip of dataset image ``i`` in epoch ``e`` comes from a stream derived from
@@ -165,9 +167,7 @@ class PromptTrainer:
         self.model.train()
         if global_count is None:
             with torch.enable_grad():
-                prompts = self.model.prompts()
-                logits = self.model.logits(self.model.image_features(images, prompts),
-                                           self.model.text_features(prompts))
+                logits = self.model(images)
                 loss = F.cross_entropy(logits, labels)
             self._check_finite(loss, self._where)
             self._backward_and_step(loss)
@@ -177,8 +177,7 @@ class PromptTrainer:
             self._backward_and_step(None)
             return 0.0, 0
         with torch.enable_grad():
-            prompts = self.model.prompts()
-            logits = self.model.logits(self.model.image_features(images, prompts), self.model.text_features(prompts))
+            logits = self.model(images)
             total = F.cross_entropy(logits, labels, reduction='sum')
             loss = total / global_count
         self._check_finite(loss, self._where)
@@ -258,8 +257,10 @@ class PromptTrainer:
         """
         self.model.eval()
         rank, world = mmdist.get_dist_info()
-        prompts = self.model.prompts()
-        text = self.model.text_features(prompts)
+        # an image-conditioned learner (CoCoOp) has per-image prompts: its batches go through model(images)
+        conditioned = self.learner.conditions_on_image
+        prompts = None if conditioned else self.model.prompts()
+        text = None if conditioned else self.model.text_features(prompts)
         loader = DataLoader(ViewDataset(dataset, self.val_view, self.seed, list(indices)[rank::world],
                                         skip_unreadable=True),
                             batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers,
@@ -271,8 +272,9 @@ class PromptTrainer:
                 self.before_val_iter(it, batch)
             skipped += self.ledger.add(batch['skipped'], 'val')
             if len(batch['index']):
-                logits = self.model.logits(self.model.image_features(batch['views'][:, 0].to(self.device), prompts),
-                                           text)
+                images = batch['views'][:, 0].to(self.device)
+                logits = self.model(images) if conditioned else \
+                    self.model.logits(self.model.image_features(images, prompts), text)
                 correct += int((logits.argmax(dim=1).cpu() == batch['label']).sum())
                 total += len(batch['label'])
             if self.on_val_iter is not None:

@@ -61,6 +61,13 @@ class PromptLearner(nn.Module, metaclass=ABCMeta):
         """True when the image encoder depends on this learner (image features cannot be cached)."""
         return False
 
+    @property
+    def conditions_on_image(self) -> bool:
+        """True when the prompts depend on the input image (CoCoOp): ``forward(image_features)`` gives ``B * C``
+        image-major text rows, and ``forward()`` without image features is a ``ConfigError``. Such a learner has no
+        class text features of its own, so a method that encodes the classes once cannot use it."""
+        return False
+
     @abstractmethod
     def set_classnames(self, classnames: list[str]) -> None:
         """(Re)build the frozen, class-dependent buffers for a label space."""

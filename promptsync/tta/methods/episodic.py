@@ -69,6 +69,12 @@ class EpisodicTTA(TTAMethod):
                  resources: Mapping[str, Any] | None = None, hooks=None, seed: int = 0, mode: str = 'fast',
                  batch_size: int | str = 'auto', grad_views: str = 'used', reuse_initial_text: bool = True):
         super().__init__(model, hooks, seed, resources)
+        if model.prompt_learner.conditions_on_image:
+            raise ConfigError(f'{type(model.prompt_learner).__name__} is image-conditioned (its prompts depend on each '
+                              "image); EpisodicTTA tunes the learner's own tensors, which define no prompts alone",
+                              where='tta.type',
+                              fix="use tta.type='ConditionedEpisodicTTA' (configs/_base_/tta/tpt_cocoop.py: TPT's "
+                                  "tuning of each image's conditioned context)")
         if steps < 0:
             raise ValueError(f'steps must be >= 0, got {steps}')
         for name, value, allowed in (('mode', mode, MODES), ('grad_views', grad_views, GRAD_VIEWS)):
@@ -135,8 +141,8 @@ class EpisodicTTA(TTAMethod):
         ctx.logits = model.logits(images, text)
 
     def adapt(self, ctx: TTAContext) -> None:
-        cached = None
-        if self.caches_image_features:
+        cached = ctx.extra.get('cached_image_features')  # set before adapt by ConditionedEpisodicTTA
+        if cached is None and self.caches_image_features:
             with torch.no_grad(), self.timer('vision_forward'):
                 cached = self.model.image_features(ctx.views)
             ctx.extra['cached_image_features'] = cached

@@ -134,7 +134,9 @@ class FastEpisodic:
     def adapt(self, ctxs, source) -> None:
         m = self.m
         cached = None
-        if m.caches_image_features:
+        if m.caches_image_features and all('cached_image_features' in ctx.extra for ctx in ctxs):
+            cached = [ctx.extra['cached_image_features'] for ctx in ctxs]  # set before adapt (ConditionedEpisodicTTA)
+        elif m.caches_image_features:
             with torch.no_grad(), m.timer('vision_forward'):
                 counts = [ctx.n_views for ctx in ctxs]
                 cached = list(m.model.image_features(torch.cat([ctx.views for ctx in ctxs])).split(counts))

@@ -62,11 +62,21 @@ class OwnPrompts:
 class PromptCopies:
     """``size`` samples, each with its own copy of the learner's learnable tensors (stacked along dim 0)."""
 
-    def __init__(self, method, size: int):
+    def __init__(self, method, size: int, initial: dict[str, torch.Tensor] | None = None):
+        """``initial``: per-copy starting values ``{name: [size, *shape]}`` (default: ``size`` copies of the learner's
+        current tensors); ConditionedEpisodicTTA starts each copy from its image's conditioned context."""
         self.method, self.size = method, size
         self.names = list(method.param_names)
-        self.stacked = {name: p.detach().unsqueeze(0).repeat(size, *([1] * p.dim())).requires_grad_(True)
-                        for name, p in zip(self.names, method.params)}
+        initial = dict(initial or {})
+        if set(initial) - set(self.names):
+            raise KeyError(f'initial values for {sorted(set(initial) - set(self.names))}, which are not learnable '
+                           f'tensors of the learner ({self.names})')
+        self.stacked = {}
+        for name, p in zip(self.names, method.params):
+            start = initial[name] if name in initial else p.detach().unsqueeze(0).repeat(size, *([1] * p.dim()))
+            if tuple(start.shape) != (size, *p.shape):
+                raise ValueError(f"initial '{name}' has shape {tuple(start.shape)}, expected {(size, *p.shape)}")
+            self.stacked[name] = start.detach().to(p.dtype).clone().requires_grad_(True)
         self.name_of = {id(p): name for name, p in zip(self.names, method.params)}
         self.optimizer = OPTIMIZERS.build(dict(method.optimizer_cfg),
                                           default_args=dict(params=list(self.stacked.values())))

@@ -1,7 +1,9 @@
 """``ZeroShot``: predict with the current prompts, no adaptation.
 
 Zero-shot CLIP with ``TemplatePrompts`` (one template or an ensemble), or a trained prompt learner
-(CoOp/MaPLe checkpoint) evaluated as is. Text features are computed once; images run batched.
+(CoOp/MaPLe checkpoint) evaluated as is. Text features are computed once; images run batched. An image-conditioned
+learner (CoCoOp) has no text features of its own: each image's class prompts are encoded with it (``model(images)``,
+``B * C`` text sequences per batch).
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ class ZeroShot(TTAMethod):
 
     def __init__(self, model, hooks=None, seed: int = 0, resources=None):
         super().__init__(model, hooks, seed, resources)
+        self.conditioned = model.prompt_learner.conditions_on_image
         with torch.no_grad():
-            self.text_features = model.text_features()
+            self.text_features = None if self.conditioned else model.text_features()
         self._warned = False
 
     def process_batch(self, batch) -> list[SampleResult]:
@@ -33,7 +36,10 @@ class ZeroShot(TTAMethod):
             self._warned = True
         images = views[:, 0].to(self.device)
         with torch.no_grad():
-            logits = self.model.logits(self.model.image_features(images), self.text_features).cpu()
+            if self.conditioned:
+                logits = self.model(images).cpu()
+            else:
+                logits = self.model.logits(self.model.image_features(images), self.text_features).cpu()
         results = []
         for b, (label, index, path) in enumerate(zip(labels, indices, paths)):
             ctx = TTAContext(index=index, label=label, views=views[b], model=self.model, logits=logits[b:b + 1])
