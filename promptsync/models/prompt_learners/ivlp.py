@@ -54,13 +54,14 @@ class IVLP(CoOp):
         n_ctx_text: learnable text tokens per layer (release: 2, from "a photo").
         n_ctx_vision: learnable vision tokens per layer (release: 2); 0 with ``depth_vision=0`` = none.
         ctx_init: words initialising the text context (``None`` = N(0, ``init_std``)).
-        depth_text: text layers 0..depth_text-1 carry prompts (release: 12 for ViT-B/16; >= 1).
-        depth_vision: vision layers 0..depth_vision-1 carry prompts (release: 12; 0 = none).
+        depth_text: text layers 0..depth_text-1 carry prompts (>= 1; the release's ``train.py`` default is 9,
+            its ViT-B/16 recipe ``vit_b16_c2_ep5_batch4_2+2ctx.yaml`` uses 12).
+        depth_vision: vision layers 0..depth_vision-1 carry prompts (0 = none; default 9, recipe 12).
         init_std: std of the N(0, std) initialisation of every prompt not taken from ``ctx_init`` (release: 0.02).
     """
 
     def __init__(self, backbone, n_ctx_text: int = 2, n_ctx_vision: int = 2, ctx_init: str | None = 'a photo of a',
-                 depth_text: int = 12, depth_vision: int = 12, init_std: float = 0.02,
+                 depth_text: int = 9, depth_vision: int = 9, init_std: float = 0.02,
                  classnames: list[str] | None = None):
         check_depth(backbone, n_ctx_text, depth_text, 'depth_text', 'text', backbone.n_text_layers, allow_zero=False)
         if depth_vision or n_ctx_vision:

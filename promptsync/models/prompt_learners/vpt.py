@@ -30,8 +30,9 @@ __all__ = ['VPT', 'RELEASE_KEYS', 'release_key']
 @PROMPT_LEARNERS.register_module()
 class VPT(TemplatePrompts):
     """Args:
-        n_ctx_vision: learnable vision tokens per layer (release: 8).
-        depth: vision layers 0..depth-1 carry prompts (release: 12 for ViT-B/16; 1 = shallow VPT).
+        n_ctx_vision: learnable vision tokens per layer (the release's recipe ``vit_b16_c2_ep5_batch4_4.yaml``:
+            8; its ``train.py`` default: 2).
+        depth: vision layers 0..depth-1 carry prompts (recipe: 12; ``train.py`` default 1 = shallow VPT).
         templates: the fixed text prompt (release: 'single' = "a photo of a {}.").
         init_std: std of the prompts' N(0, std) initialisation (release: 0.02).
     """
