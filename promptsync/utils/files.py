@@ -15,11 +15,6 @@ from safetensors import safe_open
 
 from promptsync.errors import CorruptFileError, ResourceError
 
-_EXTRACT_TENSORS = ('in an environment you trust, keep only the tensors: python -c "import torch; '
-                    "obj = torch.load('IN', weights_only=False); torch.save(obj.get('state_dict', obj), 'OUT')\" "
-                    'and use OUT instead')
-
-
 def require_file(path: str | os.PathLike, what: str, fix: str | None = None) -> Path:
     """``path`` as a Path; :class:`ResourceError` (``what`` does not exist, ``fix``) when it is not a file."""
     path = Path(path).expanduser()
@@ -59,17 +54,30 @@ def read_safetensors_metadata(path: str | os.PathLike, what: str, fix: str | Non
         raise corrupt_file_error(path, what, err, fix, kind='safetensors file') from err
 
 
-def load_torch_file(path: str | os.PathLike, what: str, fix: str | None = None) -> object:
-    """``torch.load(path, weights_only=True)`` on CPU: tensors and plain containers, never other Python objects."""
+def load_torch_file(path: str | os.PathLike, what: str, fix: str | None = None,
+                    training_state: bool = False) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU: tensors and plain containers, never other Python objects.
+
+    ``training_state=True`` (Dassl checkpoints): the known optimizer/scheduler objects a Dassl checkpoint pickles
+    load as inert stand-ins (:mod:`promptsync.utils.inert_globals`); any other global is refused, naming it.
+    """
+    from promptsync.utils.inert_globals import UnsafeGlobalsError, load_with_inert_standins, resave_command
     path = require_file(path, what)
     try:
+        if training_state:
+            return load_with_inert_standins(path)[0]
         return torch.load(path, map_location='cpu', weights_only=True)
+    except UnsafeGlobalsError as err:
+        raise CorruptFileError(f'{what} {str(err).split(". Fix: ")[0]}', where=str(path),
+                               fix=str(err).split('. Fix: ')[1]) from err
     except Exception as err:
         if 'Unsupported global' in str(err):  # a well-formed pickle of objects the weights-only loader refuses
             raise CorruptFileError(
                 f'{what} {path} holds Python objects beyond tensors and is not loaded (promptsync never unpickles '
-                f'files): {str(err).split("Unsupported global:")[-1].strip().splitlines()[0][:200]}',
-                where=str(path), fix=_EXTRACT_TENSORS) from err
+                f'files; unpickling them would run their code): '
+                f'{str(err).split("Unsupported global:")[-1].strip().splitlines()[0][:200]}',
+                where=str(path), fix=f'in an environment you trust, keep only the tensors: {resave_command(path)} '
+                                     'and use that file instead') from err
         raise corrupt_file_error(path, what, err, fix, kind='PyTorch file') from err
 
 
