@@ -4,6 +4,8 @@
     python tools/test.py CONFIG [--work-dir DIR] [--cfg-options key=value ...] [--seed S] [--device D]
                                 [--max-samples N] [--shard I/N] [--no-resume] [--check] [--debug]
     torchrun --nproc_per_node=N tools/test.py CONFIG --launcher pytorch      # N processes, one merged result
+    python tools/test.py TRAINER.yaml --dataset-config-file DATASET.yaml [--trainer NAME] [KEY VALUE ...]
+        --cfg-options model.prompt_checkpoint=PROMPTS   # a CoOp / MaPLe / PromptAlign YAML pair (docs/interop.md)
 
 Writes config.py, log.txt, run.json, predictions.jsonl, skipped.jsonl, metrics.json and results.md into the work
 dir (default: work_dirs/<method folder>/<config name>). Re-running the same command resumes where it stopped; a
@@ -25,7 +27,8 @@ except ImportError:  # a checkout that is not installed
 from promptsync.engine import Runner  # noqa: E402
 from promptsync.engine.loops.tta_loop import results_table  # noqa: E402
 from promptsync.engine.resources import format_resources  # noqa: E402
-from promptsync.utils.cli import config_from_args, config_parser, positive_int, run_cli  # noqa: E402
+from promptsync.utils.cli import (add_dassl_arguments, config_from_args, config_parser, conversion_hooks,  # noqa: E402
+                                  positive_int, run_cli)
 
 
 def parse_shard(text: str) -> list[int]:
@@ -47,14 +50,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no-resume', action='store_true', help='discard predictions already in the work dir')
     p.add_argument('--skip-data-check', action='store_true', help='run even if the label-map check fails')
     p.add_argument('--check', action='store_true', help='list the outside resources the config needs and exit')
-    return p.parse_args(argv)
+    add_dassl_arguments(p)
+    return p.parse_intermixed_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     extra = {} if args.max_samples is None else {'data.max_samples': args.max_samples}
-    runner = Runner(config_from_args(args, extra), resume=not args.no_resume, launcher=args.launcher,
-                    shard=args.shard, check_data=not args.skip_data_check)
+    cfg = config_from_args(args, extra, job='test')
+    if getattr(args, 'conversion', None) is not None:
+        print(args.conversion.report())
+    runner = Runner(cfg, resume=not args.no_resume, launcher=args.launcher, shard=args.shard,
+                    check_data=not args.skip_data_check, hooks=conversion_hooks(args))
     if args.check:
         items = runner.check('test')
         print(format_resources(items))

@@ -3,6 +3,8 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--cfg-options key=value ...] [--seed S] [--device D] [--no-resume]
     torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch    # data parallel over N processes
+    python tools/train.py TRAINER.yaml --dataset-config-file DATASET.yaml [--trainer NAME] [--seed S] [KEY VALUE ...]
+                                    # a CoOp / MaPLe YAML pair, as their scripts pass it (docs/interop.md)
 
 Writes config.py, log.txt, run.json, train_log.jsonl, fewshot_indices.json, resume_state.safetensors and the learned
 prompts prompt_learner.safetensors into the work dir (default: work_dirs/<config folder>/<config name>); use them
@@ -21,15 +23,20 @@ except ImportError:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptsync.engine import Runner  # noqa: E402
-from promptsync.utils.cli import config_from_args, config_parser, run_cli  # noqa: E402
+from promptsync.utils.cli import (add_dassl_arguments, config_from_args, config_parser, conversion_hooks,  # noqa: E402
+                                  run_cli)
 
 
 def main(argv=None) -> Path:
     p = config_parser(__doc__, 'a training config (model, train_data, val_data, trainer)',
                       'trainer.epochs=2 train_data.num_shots=4')
     p.add_argument('--no-resume', action='store_true', help='discard a previous training state in the work dir')
-    args = p.parse_args(argv)
-    runner = Runner(config_from_args(args), resume=not args.no_resume, launcher=args.launcher)
+    add_dassl_arguments(p)
+    args = p.parse_intermixed_args(argv)
+    cfg = config_from_args(args, job='train')
+    if getattr(args, 'conversion', None) is not None:
+        print(args.conversion.report())
+    runner = Runner(cfg, resume=not args.no_resume, launcher=args.launcher, hooks=conversion_hooks(args))
     path = runner.train().checkpoint
     if runner.rank == 0:
         print(f'prompts: {path}')

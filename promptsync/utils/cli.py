@@ -75,15 +75,63 @@ def config_parser(description: str, config_help: str, options_example: str,
     return p
 
 
-def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Config:
-    """Load ``args.config`` with --seed/--device/``extra`` then --cfg-options (last); set --work-dir."""
+def add_dassl_arguments(p: argparse.ArgumentParser) -> None:
+    """A Dassl/CoOp/MaPLe/PromptAlign YAML CONFIG: the dataset YAML, the trainer name and the trailing options."""
+    g = p.add_argument_group('a Dassl-style .yaml CONFIG (the trainer YAML of CoOp / MaPLe / PromptAlign; '
+                             'docs/interop.md)')
+    g.add_argument('--dataset-config-file', metavar='DATASET.yaml', help="the dataset YAML, as their scripts pass it")
+    g.add_argument('--trainer', help='TRAINER.NAME when the YAML does not set it (CoOp, CoCoOp, MaPLe, IVLP, VPT, '
+                   'PromptAlign), as their scripts pass it')
+    g.add_argument('--root', help='DATASET.ROOT (their --root)')
+    g.add_argument('opts', nargs='*', default=[], metavar='KEY VALUE',
+                   help='Dassl options after the arguments, e.g. DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base')
+
+
+def _dassl_conversion(args: argparse.Namespace, job: str):
+    from promptsync.interop import convert_dassl_config
+    return convert_dassl_config(args.config, getattr(args, 'dataset_config_file', None), job,
+                                opts=getattr(args, 'opts', []), trainer=getattr(args, 'trainer', None),
+                                seed=args.seed, root=getattr(args, 'root', None),
+                                prompt_checkpoint=(args.cfg_options or {}).get('model.prompt_checkpoint'))
+
+
+def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None = None, job: str | None = None) -> Config:
+    """Load ``args.config`` with --seed/--device/``extra`` then --cfg-options (last); set --work-dir.
+
+    A ``.yaml`` CONFIG (with ``job``) is a Dassl-style config: converted (promptsync.interop) into the config
+    tools/convert_config.py would write, then loaded like a python config; ``args.conversion`` keeps its report.
+    """
     options = {k: v for k, v in (('seed', args.seed), ('device', args.device)) if v is not None}
     options.update(extra or {})
     options.update(args.cfg_options)
+    from promptsync.interop import is_dassl_config, load_conversion
+    if is_dassl_config(args.config):
+        if job is None:
+            raise ConfigError(f'{args.config}: this tool does not read Dassl-style YAML configs', where=args.config,
+                              fix='use tools/train.py or tools/test.py, or convert it with tools/convert_config.py')
+        conversion = _dassl_conversion(args, job)
+        args.conversion = conversion
+        cfg = load_conversion(conversion, options)
+        cfg.work_dir = args.work_dir or str(Path('work_dirs') / 'dassl' / '_'.join(
+            Path(p).stem for p in (args.config, getattr(args, 'dataset_config_file', None)) if p))
+        return cfg
+    if getattr(args, 'dataset_config_file', None) or getattr(args, 'trainer', None) or getattr(args, 'opts', None):
+        raise ConfigError(f'--dataset-config-file, --trainer and trailing KEY VALUE options belong to a .yaml '
+                          f'CONFIG, but {args.config} is a python config', where=args.config,
+                          fix='give the trainer YAML as CONFIG, or use --cfg-options with a python config')
     cfg = load_config(args.config, options)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     return cfg
+
+
+def conversion_hooks(args: argparse.Namespace) -> list:
+    """The hook that writes a YAML conversion's report into the run's log (none for a python config)."""
+    conversion = getattr(args, 'conversion', None)
+    if conversion is None:
+        return []
+    from promptsync.interop.report_hook import ConversionReportHook
+    return [ConversionReportHook(conversion.report_lines())]
 
 
 def run_cli(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
