@@ -297,3 +297,34 @@ def test_ivlp_text_and_vision_update_phases_move_their_branch_only(backbone):
     with pytest.raises(ConfigError, match="needs a 'text' branch"):
         EpisodicTTA(PromptedCLIP(backbone, make('vpt', backbone)), losses=[dict(type='MarginalEntropyLoss')],
                     update='text')
+
+
+# ---------------------------------------------------------------------------------------------------- training
+@pytest.mark.parametrize('kind', ['ivlp', 'vpt'])
+def test_shapes_training_config_moves_only_the_learner(kind, tmp_path):
+    """configs/shapes/{kind}_fewshot.py through the Runner (what tools/train.py runs), shrunk to 1 epoch of 1 shot without validation."""
+    from pathlib import Path
+
+    from promptsync import engine
+    from promptsync.models import build_model
+    from promptsync.utils.config import load_config
+    from promptsync.utils.seeding import seed_everything
+
+    root = Path(__file__).resolve().parents[2]
+    shapes = dict(root=str(tmp_path / 'shapes'), workers=1)
+    cfg = load_config(root / f'configs/shapes/{kind}_fewshot.py', {
+        'train_data.dataset': dict(shapes, per_class=1), 'train_data.num_shots': 1, 'val_data': None,
+        'trainer.epochs': 1, 'trainer.warmup_epochs': 0, 'trainer.log_interval': 0,
+        'work_dir': str(tmp_path / 'run'), 'device': 'cpu', 'default_hooks.progress.disable': True})
+    result = engine.fit_prompts(cfg)
+    seed_everything(int(cfg.seed))
+    fresh = build_model(cfg.model, result.model.classnames, 'cpu')
+    assert type(result.model.prompt_learner).__name__ == kind.upper()
+    for k, v in fresh.backbone.state_dict().items():
+        assert torch.equal(v, result.model.backbone.state_dict()[k]), k
+    trained = result.model.prompt_learner.state_dict()
+    assert trained.keys() == fresh.prompt_learner.state_dict().keys()
+    assert all(not torch.equal(v, trained[k]) for k, v in fresh.prompt_learner.state_dict().items())
+    fresh_learner = build_model(dict(cfg.model, prompt_checkpoint=str(result.checkpoint)), result.model.classnames,
+                                'cpu').prompt_learner
+    assert all(torch.equal(v, trained[k]) for k, v in fresh_learner.state_dict().items())

@@ -1,10 +1,11 @@
 """The fast engine (exact shortcuts, samples adapted together) against the reference loop, on random weights.
 
-For TPT, MaPLe+TPT, PromptAlign and PromptSync with 1 and 2 steps: the same selected views, the same loss values,
-top-1 equal and logits within 1e-4 (fp32) — reference = ``mode='reference'`` with the full-context text encoder;
-fast = the defaults, one sample at a time and three at a time (so a batch of 4 runs as a copy group of 3 plus one
-sample on the learner itself). The learning rate is large enough that the adaptation moves every prediction, so a
-wrong gradient (a view missing, a copy mixed with another) changes the logits far beyond the tolerance.
+For TPT, MaPLe+TPT, PromptAlign, PromptSync and TPT on IVLP / VPT prompts with 1 and 2 steps: the same selected
+views, the same loss values, top-1 equal and logits within 1e-4 (fp32) — reference = ``mode='reference'`` with the
+full-context text encoder; fast = the defaults, one sample at a time and three at a time (so a batch of 4 runs as a
+copy group of 3 plus one sample on the learner itself). The learning rate is large enough that the adaptation moves
+every prediction, so a wrong gradient (a view missing, a copy mixed with another) changes the logits far beyond the
+tolerance.
 """
 import pytest
 import torch
@@ -13,7 +14,7 @@ from promptsync.errors import ConfigError
 from promptsync.hooks import Hook, HookList
 from promptsync.losses import TTALoss
 from promptsync.models import PromptedCLIP
-from promptsync.models.prompt_learners import CoOp, MaPLe
+from promptsync.models.prompt_learners import IVLP, VPT, CoOp, MaPLe
 from promptsync.registry import LOSSES
 from promptsync.tta.methods import EpisodicTTA
 
@@ -25,7 +26,12 @@ ALIGN = dict(type='DistributionAlignmentLoss', weight=100.0 / 3, layers=(0, 1))
 CLASS_ALIGN = dict(type='ClassAwarePrototypeAlignmentLoss', weight=100.0 / 3, layers=(0, 1))
 DISCRIM = dict(type='PrototypeDiscriminationLoss', weight=1.0)
 METHODS = {'tpt': ('coop', [ENTROPY]), 'maple_tpt': ('maple', [ENTROPY]),
-           'promptalign': ('maple', [ENTROPY, ALIGN]), 'promptsync': ('maple', [ENTROPY, CLASS_ALIGN, DISCRIM])}
+           'promptalign': ('maple', [ENTROPY, ALIGN]), 'promptsync': ('maple', [ENTROPY, CLASS_ALIGN, DISCRIM]),
+           'ivlp_tpt': ('ivlp', [ENTROPY]), 'vpt_tpt': ('vpt', [ENTROPY])}
+LEARNERS = {'maple': lambda b: MaPLe(b, classnames=CLASSES),
+            'coop': lambda b: CoOp(b, ctx_init='a photo of a', classnames=CLASSES),
+            'ivlp': lambda b: IVLP(b, depth_text=3, depth_vision=3, classnames=CLASSES),
+            'vpt': lambda b: VPT(b, n_ctx_vision=4, depth=3, classnames=CLASSES)}
 N_SAMPLES, N_VIEWS = 4, 8
 
 
@@ -75,8 +81,7 @@ def bank_file(tmp_path_factory):
 def run(backbone, bank, method, mode, batch_size=1, steps=1, reference_text=False, losses=None, **kw):
     learner_kind, default_losses = METHODS[method]
     torch.manual_seed(11)
-    learner = (MaPLe(backbone, classnames=CLASSES) if learner_kind == 'maple' else
-               CoOp(backbone, ctx_init='a photo of a', classnames=CLASSES))
+    learner = LEARNERS[learner_kind](backbone)
     backbone.truncate_text = not reference_text
     record = Record()
     tta = EpisodicTTA(PromptedCLIP(backbone, learner), losses=losses or default_losses,
