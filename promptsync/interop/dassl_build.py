@@ -35,7 +35,7 @@ def backbone_preprocessing(model_name: str) -> dict:
     mc = open_clip.get_model_config(model_name) or {}
     size = (mc.get('vision_cfg') or {}).get('image_size', 224)
     pp = mc.get('preprocess_cfg') or {}
-    return dict(size=size if isinstance(size, int) else tuple(size)[0], mean=tuple(pp.get('mean', OPENAI_DATASET_MEAN)),
+    return dict(size=(size, size) if isinstance(size, int) else tuple(size), mean=tuple(pp.get('mean', OPENAI_DATASET_MEAN)),
                 std=tuple(pp.get('std', OPENAI_DATASET_STD)), interpolation=pp.get('interpolation', 'bicubic'))
 
 
@@ -182,7 +182,7 @@ class Builder:
     def _preprocessing(self, model_name: str) -> None:
         pp = backbone_preprocessing(model_name)
         size = tuple(self.v['INPUT.SIZE'])
-        checks = [('INPUT.SIZE', size == (pp['size'], pp['size']), f"({pp['size']}, {pp['size']})"),
+        checks = [('INPUT.SIZE', size == pp['size'], str(pp['size'])),
                   ('INPUT.INTERPOLATION', self.v['INPUT.INTERPOLATION'] == pp['interpolation'], repr(pp['interpolation'])),
                   ('INPUT.PIXEL_MEAN', _close(self.v['INPUT.PIXEL_MEAN'], pp['mean']), str(list(pp['mean']))),
                   ('INPUT.PIXEL_STD', _close(self.v['INPUT.PIXEL_STD'], pp['std']), str(list(pp['std'])))]
@@ -351,6 +351,9 @@ class Builder:
         if name not in OPTIMIZERS:
             self.refuse('OPTIM.NAME', f"'{name}' has no equivalent (Dassl's RAdam is its own implementation); use one "
                         f"of {', '.join(OPTIMIZERS)}")
+            for key in ('LR', 'WEIGHT_DECAY', 'MOMENTUM', 'SGD_DAMPNING', 'SGD_NESTEROV', 'RMSPROP_ALPHA', 'ADAM_BETA1',
+                        'ADAM_BETA2'):
+                self.ignored(f'OPTIM.{key}', 'OPTIM.NAME is refused')
             return
         opt: dict[str, Any] = dict(_delete_=True, type=OPTIMIZERS[name], lr=float(v['OPTIM.LR']))
         self.mapped('OPTIM.NAME', 'trainer.optimizer.type', f'-> {OPTIMIZERS[name]}' + (' (amsgrad=True)' if name == 'amsgrad' else ''))
