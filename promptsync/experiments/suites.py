@@ -14,7 +14,9 @@ A suite config holds ``suite = dict(...)``::
         seeds=[0, 1, 2], metric='top1',
         tables=['ece', 'pred_max_share'],     # more tables: any key of the cells' metrics.json 'metrics'
         cfg_options={'data.max_samples': 200},                                       # applied to every cell
-        prepare=[dict(step='prototypes', method='promptsync')])                      # before the cells run
+        prepare=[dict(step='prototypes', method='promptsync')],                      # before the cells run
+        train=dict(learners=dict(maple='configs/...train.py'), datasets=dict(photo={...})))  # prompts per seed
+    # with methods=dict(maple_tpt=dict(config=..., prompts='maple', prototypes=True)): see suite_training.py
 
 Cells run through :func:`promptsync.experiments.runs.run_one` in ``<work_dir>/cells/<method>/<dataset>/seed<s>``: a
 finished cell is reused, an interrupted one resumes, a failing one is recorded and the suite goes on.
@@ -36,6 +38,7 @@ from promptsync.engine.lock import WorkDirLock
 from promptsync.engine.loops.prototype_loop import bank_is_current
 from promptsync.experiments.runs import CellProgress, run_one, set_key
 from promptsync.experiments.suite_tables import LAYOUTS
+from promptsync.experiments.suite_training import SuiteTraining, dataset_group
 from promptsync.utils.config import load_config
 from promptsync.utils.logging import get_logger
 from promptsync.visualization.safe import plot_safely
@@ -173,7 +176,14 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
     lock = WorkDirLock(work_dir).acquire()  # one suite process per work dir
     try:
         prepared = _prepare(spec.get('prepare') or [], chosen, options, datasets) if spec.get('prepare') else []
-        results = _run_cells(chosen, datasets, options, work_dir, resume, metric)
+        training = SuiteTraining(spec.get('train') or {}, chosen, datasets, work_dir, Path(root), resume, SuiteError)
+
+        def config_of(method: str, ds: str, seed: int, run_dir: Path = Path('unused/x/y')) -> Config:
+            entry = chosen[method]
+            return cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})),
+                               dataset_overrides(datasets[ds], method), seed, run_dir)
+        prepared += training.run(config_of)
+        results = _run_cells(chosen, datasets, config_of, training, work_dir, resume, metric)
     finally:
         lock.release()
     table = build_table(results, list(datasets), averages, metric)
@@ -190,19 +200,21 @@ def run_suite(cfg: Config, work_dir: str | Path, methods: Sequence[str] | None =
     return out
 
 
-def _run_cells(chosen: dict, datasets: dict, options: Mapping, work_dir: Path, resume: bool,
+def _run_cells(chosen: dict, datasets: dict, config_of, training: SuiteTraining, work_dir: Path, resume: bool,
                metric: str) -> dict[str, dict[str, list]]:
     results: dict[str, dict[str, list]] = {}
     progress = CellProgress(sum(len(datasets) * len(e['seeds']) for e in chosen.values()), 'suite')
     for method, entry in chosen.items():
         for ds, ds_entry in datasets.items():
-            overrides = dataset_overrides(ds_entry, method)
             for seed in entry['seeds']:
                 run_dir = work_dir / 'cells' / method / ds.replace('/', '_') / f'seed{seed}'
                 progress.start(f'{method} / {ds} / seed {seed}')
-                cfg_cell = cell_config(entry['config'], dict(options, **entry.get('cfg_options', {})), overrides,
-                                       seed, run_dir)
-                rec = run_one(cfg_cell, run_dir, resume)
+                cfg_cell = config_of(method, ds, seed, run_dir)
+                missing = training.apply(cfg_cell, method, dataset_group(ds, ds_entry), seed)
+                if missing:  # its trained prompts or bank failed: recorded, the suite goes on
+                    rec = dict(status='failed', error=missing, metrics={})
+                else:
+                    rec = run_one(cfg_cell, run_dir, resume)
                 progress.done(rec)
                 rec.update(seed=seed, dir=str(run_dir))
                 results.setdefault(method, {}).setdefault(ds, []).append(rec)

@@ -15,6 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from promptsync.datasets.base import ClassificationDataset, Datum
+from promptsync.datasets.subsets import apply_subset_options, base_new_range
 from promptsync.registry import DATASETS
 from promptsync.utils.logging import get_logger
 from promptsync.utils.seeding import derive_seed
@@ -87,13 +88,15 @@ class SyntheticShapes(ClassificationDataset):
             (a seeded class ranking), the regime PromptSync targets; ``None`` = balanced.
         order: 'class' (sorted by class) or 'shuffled' (a seeded stream order, for online methods).
         image_size, seed: rendering resolution and the benchmark seed (part of the cache path).
+        subsample: 'all' | 'base' | 'new' — CoOp's base-to-novel halves (base = the first 10 classes of
+            classes.txt, new = the last 10, re-indexed from 0); only those classes' images are rendered.
     """
 
     generated = True  # the images are rendered into ``root`` on first use: a missing root is not an error
 
     def __init__(self, root: str, domain: str = 'photo', split: str = 'test', per_class: int | None = None,
                  imbalance: dict | None = None, order: str = 'class', image_size: int = 32, seed: int = 0,
-                 workers: int = 2):
+                 workers: int = 2, subsample: str = 'all'):
         if domain not in DOMAINS:
             raise ValueError(f"domain '{domain}' is not one of {DOMAINS}")
         if split not in DEFAULT_PER_CLASS:
@@ -111,8 +114,11 @@ class SyntheticShapes(ClassificationDataset):
             counts = long_tail_counts(per_class, len(names), float(imbalance.pop('ratio', 10.0)), seed)
         self.name = f'shapes-{domain}'
         self.root = Path(root).expanduser() / f'{GENERATOR_VERSION}-{image_size}px-seed{seed}' / domain / split
+        kept = base_new_range(len(names), subsample)
         jobs, samples = [], []
         for label, (name, count) in enumerate(zip(names, counts)):
+            if label not in kept:
+                continue
             for i in range(count):
                 path = str(self.root / folder_of(name) / f'{i:05d}.png')
                 jobs.append((path, name, domain, image_seed(seed, domain, split, label, i), image_size))
@@ -122,3 +128,5 @@ class SyntheticShapes(ClassificationDataset):
             random.Random(derive_seed(seed, 7, SPLITS[split])).shuffle(samples)
         self.domain, self.split, self.counts = domain, split, counts
         super().__init__(samples, list(names), class_ids=[folder_of(n) for n in names])
+        apply_subset_options(self, subsample)  # re-indexes the kept classes from 0
+        self.counts = counts[kept.start:kept.stop]
