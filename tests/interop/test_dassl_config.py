@@ -321,3 +321,12 @@ def test_yaml_only_arguments_are_refused_with_a_python_config(tmp_path):
     with pytest.raises(ConfigError, match='belong to a .yaml CONFIG'):
         load_tool('train').main([str(CONFIGS / 'shapes/maple_fewshot.py'), '--trainer', 'MaPLe',
                                  '--work-dir', str(tmp_path)])
+
+
+def test_the_docs_table_is_the_data():
+    from promptsync.interop.dassl_doc import BEGIN, END, mapping_markdown
+    text = (ROOT / 'docs' / 'interop.md').read_text()
+    assert text.count(BEGIN) == 1, 'docs/interop.md must hold the generated table once'
+    doc = text[text.index(BEGIN):text.index(END) + len(END)]
+    assert doc == mapping_markdown(), ('docs/interop.md is out of date: regenerate it with python -c "from '
+                                       'promptsync.interop.dassl_doc import mapping_markdown; print(mapping_markdown())"')
