@@ -1,13 +1,19 @@
 #!/usr/bin/env python
-"""Convert a MaPLe / PromptAlign / CoOp prompt-learner checkpoint to promptsync's safetensors format.
+"""Convert a MaPLe / PromptAlign / CoOp / CoCoOp prompt checkpoint, or an OpenAI TorchScript CLIP archive.
 
     python tools/convert_checkpoint.py SRC DST.safetensors [--config CONFIG] [--cfg-options ...]
+    python tools/convert_checkpoint.py --openai-jit ~/.cache/clip/ViT-B-16.pt ViT-B-16-openai.safetensors [--model M]
 
-SRC: a Dassl checkpoint as released by MaPLe/PromptAlign (e.g. .../MultiModalPromptLearner/model.pth.tar-2), a
-plain state dict, or a safetensors file. Only ``prompt_learner.*`` tensors are kept (fp32); frozen CLIP weights and
-the class-dependent token_prefix/token_suffix buffers are dropped and counted. With --config, the result is also
+SRC: a Dassl checkpoint as released by MaPLe/PromptAlign (e.g. .../MultiModalPromptLearner/model.pth.tar-2) or
+written by CoOp/CoCoOp (.../prompt_learner/model.pth.tar-50), a plain state dict, or a safetensors file. Only the
+learnable prompt tensors are kept (fp32); frozen CLIP weights and the class-dependent token_prefix/token_suffix
+buffers are dropped and counted (docs/interop.md, "Checkpoints"). With --config, the result is also
 loaded into that config's prompt learner to check every key and shape (needs the config's backbone weights, or
 override them, e.g. --cfg-options model.backbone.pretrained=None for a shape-only check).
+
+--openai-jit: SRC is a TorchScript archive of OpenAI's clip.load (a file you trust: torch.jit.load compiles its
+TorchScript program; its forward is never run). Its state dict (OpenAI key names = open_clip's CLIP key names) is
+written as safetensors with metadata quick_gelu=true; --model NAME also loads it (strict) into that open_clip model.
 """
 from __future__ import annotations
 
@@ -30,8 +36,19 @@ def main(argv=None) -> dict:
     p.add_argument('src')
     p.add_argument('dst')
     p.add_argument('--config', help='check the converted tensors against this config\'s prompt learner')
+    p.add_argument('--openai-jit', action='store_true',
+                   help='SRC is an OpenAI TorchScript CLIP archive: write its weights as open_clip safetensors')
+    p.add_argument('--model', help='with --openai-jit: an open_clip model name to check the weights against')
     add_cfg_options(p, 'model.backbone.pretrained=None')
     args = p.parse_args(argv)
+    if args.openai_jit:
+        from promptsync.models.backbones.openai_jit import convert_openai_jit
+        meta = convert_openai_jit(args.src, args.dst, args.model)
+        print(f'wrote {args.dst}: OpenAI CLIP weights in open_clip layout, quick_gelu=true; architecture '
+              f'{meta["architecture"]}')
+        print(f'use it with: model.backbone.pretrained={args.dst} (any open_clip model of that architecture; the '
+              'metadata makes it QuickGELU)')
+        return dict(meta, dst=str(args.dst))
     state, meta = read_prompt_checkpoint(args.src)
     shapes = {k: list(v.shape) for k, v in state.items()}
     info = dict(source=str(Path(args.src).resolve()), source_sha256=file_sha256(args.src),

@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, _LRScheduler
 from promptsync.errors import CorruptFileError
 from promptsync.models.prompt_learners import CoOp
 from promptsync.models.prompt_learners.checkpoint import (
-    _expected_suffix, convert_release_state, load_prompt_checkpoint, read_prompt_checkpoint)
+    convert_release_state, load_prompt_checkpoint, read_prompt_checkpoint)
 from promptsync.registry import PROMPT_LEARNERS
 from promptsync.utils.inert_globals import ALLOWED, InertObject, load_with_inert_standins
 
@@ -66,9 +66,12 @@ def coop_state(backbone, n_ctx=4, n_cls=4, class_specific=False, classnames=None
     dt = torch.float16 if half else torch.float32
     width = backbone.text_width
     ctx = torch.randn(*((n_cls,) if class_specific else ()), n_ctx, width, generator=g)
-    learner = CoOp(backbone, n_ctx=n_ctx, ctx_init=None, classnames=CLASSES)
-    suffix = (_expected_suffix(learner, classnames, n_ctx) if classnames else
-              torch.randn(n_cls, backbone.context_length - 1 - n_ctx, width, generator=g))
+    if classnames:  # CoOp's PromptLearner: embed 'X X X X <name>.' and keep what follows SOS + the n_ctx X's
+        with torch.no_grad():
+            ids = backbone.tokenizer([' '.join(['X'] * n_ctx) + ' ' + n.replace('_', ' ') + '.' for n in classnames])
+            suffix = backbone.model.token_embedding(ids)[:, 1 + n_ctx:, :]
+    else:
+        suffix = torch.randn(n_cls, backbone.context_length - 1 - n_ctx, width, generator=g)
     return {'ctx': ctx.to(dt), 'token_prefix': torch.randn(n_cls, 1, width, generator=g).to(dt),
             'token_suffix': suffix.to(dt)}
 

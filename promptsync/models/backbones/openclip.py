@@ -14,11 +14,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from promptsync.errors import ConfigError
 from promptsync.registry import BACKBONES
 from promptsync.utils.config import flag
 from promptsync.utils.files import load_torch_file, read_safetensors_metadata, require_file
 from promptsync.utils.logging import get_logger
 
+from .activation import resolve_activation
+from .openai_jit import conversion_command, is_torchscript_archive
 from .prompted_forward import encode_image_prompted, encode_text_prompted
 from .taps import LayerTaps
 
@@ -70,7 +73,12 @@ class OpenCLIP(nn.Module):
             ``amp_bf16`` (bf16 autocast) | ``fp16`` | ``bf16`` (weights cast by open_clip).
         model_config: path to an extra open_clip model json (its file stem is the model name).
         cache_dir: where open_clip caches downloaded weights.
-        force_quick_gelu: ``None`` = follow the pretrained tag (QuickGELU for OpenAI weights).
+        force_quick_gelu: ``True`` = build QuickGELU (open_clip's flag; ``None``/``False`` = follow the model config
+            and the pretrained tag).
+        quick_gelu: the activation, stated: ``True`` = QuickGELU (OpenAI weights), ``False`` = GELU; overrides the
+            model config in both directions. A local checkpoint file whose activation is stated nowhere (not here,
+            not by a ``*-quickgelu`` name or the model json's ``quick_gelu`` key, not by the safetensors metadata our
+            converters write) warns: the wrong activation changes the logits (see :func:`.activation.resolve`).
         model_kwargs: overrides of top-level model-config keys, passed to ``open_clip.create_model``.
         truncate_text: run the text encoder only up to the longest prompt's end-of-text token (exact with a
             causal mask; ``False`` = the full context, the reference path).
@@ -82,7 +90,7 @@ class OpenCLIP(nn.Module):
                  device: str | torch.device = 'cpu', model_config: str | None = None,
                  cache_dir: str | None = None, force_quick_gelu: bool | None = None,
                  model_kwargs: Mapping[str, Any] | None = None, truncate_text: bool = True,
-                 text_grad_checkpointing: bool = False):
+                 text_grad_checkpointing: bool = False, quick_gelu: bool | None = None):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision='{precision}' is not one of {PRECISIONS}")
@@ -99,10 +107,16 @@ class OpenCLIP(nn.Module):
         self.model_name = model_name
         self.pretrained = pretrained
         self.precision = precision
-        quick_gelu = self._resolve_quick_gelu(open_clip, model_name, pretrained, force_quick_gelu)
+        model_kwargs = dict(model_kwargs or {})
+        if quick_gelu is not None:
+            model_kwargs['quick_gelu'] = flag(quick_gelu, 'model.backbone.quick_gelu')
+        if pretrained and (_looks_like_path(pretrained) or os.path.exists(pretrained)):
+            model_kwargs = resolve_activation(open_clip.get_model_config(model_name) or {}, model_name,
+                                              Path(pretrained).expanduser(), model_kwargs, bool(force_quick_gelu))
+        force = self._resolve_quick_gelu(open_clip, model_name, pretrained, force_quick_gelu)
         oc_precision = precision if precision in ('fp16', 'bf16') else 'fp32'
         self.model = self._create(open_clip, model_name, pretrained, oc_precision, device, cache_dir,
-                                  quick_gelu, dict(model_kwargs or {}))
+                                  force, model_kwargs)
         if not hasattr(self.model, 'transformer') or not hasattr(self.model, 'token_embedding'):
             raise TypeError(
                 f"model '{model_name}' is a {type(self.model).__name__} with a custom/HF text tower; prompted "
@@ -148,6 +162,13 @@ class OpenCLIP(nn.Module):
         if _looks_like_path(pretrained) or os.path.exists(pretrained):
             path = require_file(pretrained, f"open_clip '{model_name}' checkpoint", fix=(
                 "pass an open_clip checkpoint file (.bin/.pt/.safetensors) or a pretrained tag such as 'openai'"))
+            if is_torchscript_archive(path):
+                raise ConfigError(
+                    f"{path} is an OpenAI TorchScript archive (clip.load's download): promptsync loads weights only "
+                    "with weights_only=True or safetensors, and loading TorchScript compiles its program",
+                    where='model.backbone.pretrained',
+                    fix=f'convert it once (it is your trusted download): {conversion_command(path)} and pass the '
+                        'result as model.backbone.pretrained (its metadata states QuickGELU)')
             try:
                 return open_clip.create_model(model_name, pretrained=str(path), **kwargs)
             except Exception:
