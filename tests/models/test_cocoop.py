@@ -56,12 +56,14 @@ def test_release_keys_shapes_and_init(backbone):
 
 def test_meta_net_shift_by_hand(backbone):
     learner = cocoop(backbone)
-    feats = F.normalize(torch.randn(3, backbone.embed_dim), dim=-1)
+    feats = F.normalize(torch.randn(16, backbone.embed_dim), dim=-1)
     got = learner.context(feats)
-    assert got.shape == (3, 4, backbone.text_width)
-    for b in range(3):
+    assert got.shape == (16, 4, backbone.text_width)
+    for b in range(16):
         assert torch.allclose(got[b], naive_context(learner, feats[b]), atol=1e-6)
     assert not torch.allclose(got[0], got[1], atol=1e-3)  # the shift depends on the image
+    hidden = feats @ learner.meta_net.linear1.weight.t() + learner.meta_net.linear1.bias
+    assert bool((hidden < 0).any()) and bool((hidden > 0).any())  # the ReLU cuts some units: the test sees it
 
 
 def test_prompts_are_image_major_with_each_images_context(backbone):
@@ -142,7 +144,15 @@ def test_evaluation_equals_a_naive_loop(backbone, fake_folder):
     with torch.no_grad():
         naive = naive_logits(model, batch['views'][:, 0])
     expected = 100.0 * float((naive.argmax(1) == batch['label']).float().mean())
+    seen, forward = [], model.forward
+
+    def recorded(images):  # what evaluate() computes, batch by batch
+        seen.append(forward(images))
+        return seen[-1]
+    model.forward = recorded
     assert trainer.evaluate(dataset, indices) == pytest.approx(expected)
+    del model.forward
+    assert len(seen) == -(-len(indices) // 5) and torch.allclose(torch.cat(seen), naive, atol=1e-4)
     zero = TTA_METHODS.build(dict(type='ZeroShot'), default_args=dict(model=model))  # the steps=0 evaluation
     out = zero.process_batch(dict(views=batch['views'][:7], label=batch['label'][:7], index=batch['index'][:7]))
     assert torch.allclose(torch.stack([r.logits for r in out]), naive[:7], atol=1e-4)
