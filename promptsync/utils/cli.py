@@ -112,8 +112,10 @@ def config_from_args(args: argparse.Namespace, extra: Mapping[str, Any] | None =
         conversion = _dassl_conversion(args, job)
         args.conversion = conversion
         cfg = load_conversion(conversion, options)
-        cfg.work_dir = args.work_dir or str(Path('work_dirs') / 'dassl' / '_'.join(
-            Path(p).stem for p in (args.config, getattr(args, 'dataset_config_file', None)) if p))
+        name = '_'.join(Path(p).stem for p in (args.config, getattr(args, 'dataset_config_file', None)) if p)
+        cfg.work_dir = args.work_dir or str(Path('work_dirs') / 'dassl' / name)
+        if not cfg.get('run_name'):
+            cfg.run_name = f'dassl/{name}'   # not the temporary file's name
         return cfg
     if getattr(args, 'dataset_config_file', None) or getattr(args, 'trainer', None) or getattr(args, 'opts', None):
         raise ConfigError(f'--dataset-config-file, --trainer and trailing KEY VALUE options belong to a .yaml '

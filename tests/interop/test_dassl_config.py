@@ -193,6 +193,11 @@ def test_coop_and_cocoop_values_by_hand():
     test = _resolved(convert(PAIRS[5]))
     assert test['tta'] == dict(type='ZeroShot', views=dict(type='OriginalView'))
     assert test['data']['batch_size'] == 100 and test['data']['dataset']['type'] == 'ImageNetR'
+    imagenet = _resolved(convert((COCOOP, D / 'coop_dataset_imagenet.yaml', 'test', 'CoCoOp', [])))
+    assert imagenet['data']['dataset']['split'] == 'val'   # CoOp tests ImageNet on its val images
+    pets = _resolved(convert((COCOOP, D / 'coop_dataset_oxford_pets.yaml', 'test', 'CoCoOp',
+                              ['TEST.SPLIT', 'val', 'DATASET.SUBSAMPLE_CLASSES', 'new'])))
+    assert pets['data']['dataset'] == dict(type='OxfordPets', split='val', root='data', subsample='new')
 
 
 def test_best_val_adds_coop_val_split_and_adam_keys_map():
@@ -214,6 +219,7 @@ def test_best_val_adds_coop_val_split_and_adam_keys_map():
     (['OPTIM.WARMUP_TYPE', 'linear'], 'OPTIM.WARMUP_TYPE', 'constant'),
     (['INPUT.PIXEL_MEAN', '[0.485, 0.456, 0.406]'], 'INPUT.PIXEL_MEAN', 'ViT-B-16-quickgelu'),
     (['INPUT.SIZE', '(336, 336)'], 'INPUT.SIZE', '(224, 224)'),
+    (['INPUT.INTERPOLATION', 'bilinear'], 'INPUT.INTERPOLATION', "'bicubic'"),
     (['DATALOADER.TRAIN_X.SAMPLER', 'RandomClassSampler'], 'DATALOADER.TRAIN_X.SAMPLER', 'RandomSampler'),
     (['DATASET.SOURCE_DOMAINS', "['photo']"], 'DATASET.SOURCE_DOMAINS', 'no domains'),
 ])
