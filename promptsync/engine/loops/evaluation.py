@@ -67,6 +67,9 @@ def check_bank(cfg: Config, path: str) -> dict:
         logger.warning('prototypes.verify=False: the bank %s is used without checking that it was computed for '
                        'this config (recorded: %s, this config: %s)', path, got, want)
         return dict(info, verified=False)
+    if meta.get('origin') == 'imported':  # PromptAlign's released statistics: bound to the model, not a fingerprint
+        from promptsync.prototypes.imported import check_imported_bank
+        return check_imported_bank(cfg, path, meta, info)
     if got != want:
         try:
             recorded = json.loads(meta.get('source') or '{}')
