@@ -125,6 +125,15 @@ def import_promptalign_stats(means_path, vars_path, layers, expected: Mapping[in
 def check_imported_bank(cfg, path, meta: Mapping[str, str], info: dict) -> dict:
     """Accept an imported bank for a run whose backbone / prompt learner / prompt checkpoint are the ones it was
     imported for; a :class:`ProvenanceError` naming what differs otherwise."""
+    per_class = [str(loss.get('type')) for loss in ((cfg.get('tta') or {}).get('losses') or [])
+                 if 'Prototype' in str(loss.get('type')) and not loss.get('prototypes')]
+    if per_class:
+        raise ProvenanceError(
+            f'the prototype bank {path} holds PromptAlign\'s class-agnostic source statistics (imported from '
+            f'{meta.get("imported_means")}); {per_class} need per-class and visual prototypes, which these files do '
+            'not have', where='prototypes.file',
+            fix='compute the bank for this config: python tools/compute_prototypes.py CONFIG (an imported bank serves '
+                'PromptAlign\'s DistributionAlignmentLoss only)')
     recorded = json.loads(meta.get('import_source') or '{}')
     now = import_source(cfg.model)
     if recorded != now:

@@ -78,20 +78,26 @@ def test_a_promptalign_run_accepts_it_and_predicts_as_with_the_native_bank(setup
     test_tool = load_tool('test')
     runs = {}
     for name, bank in (('native', ov['prototypes.file']), ('imported', str(imported))):
-        runs[name] = test_tool.main([str(cfg_path), '--work-dir', str(tmp / f'run_{name}'),
-                                     *options(dict(ov, **{'prototypes.file': bank}))])
+        runs[name] = test_tool.main([str(cfg_path), '--work-dir', str(tmp / f'run_{name}'), *options(dict(
+            ov, **{'prototypes.file': bank, 'data.max_samples': 4, 'tta.views.n_views': 4, 'tta.selection.ratio': 0.5}))])
     lines = {k: [json.loads(x) for x in (tmp / f'run_{k}' / 'predictions.jsonl').read_text().splitlines()]
              for k in runs}
-    assert len(lines['native']) == 12
-    assert [(r['index'], r['pred']) for r in lines['native']] == [(r['index'], r['pred']) for r in lines['imported']]
-    assert [r.get('probs') or r.get('top5') for r in lines['native']] == \
-        [r.get('probs') or r.get('top5') for r in lines['imported']]
+    assert len(lines['native']) == 4
+    keep = ('index', 'pred', 'topk', 'confidence', 'loss')  # the alignment loss of every sample, as recorded
+    assert [{k: r[k] for k in keep} for r in lines['native']] == [{k: r[k] for k in keep} for r in lines['imported']]
+    assert all(r['loss']['DistributionAlignmentLoss'] > 0 for r in lines['imported'])
     run = json.loads((tmp / 'run_imported' / 'run.json').read_text())
     assert 'imported' in json.dumps(run)
     # another model than the one it was imported for: refused, naming what differs
     with pytest.raises(ProvenanceError, match='imported .* for another model.*prompt_learner'):
         test_tool.main([str(cfg_path), '--work-dir', str(tmp / 'run_other'), *options(dict(
             ov, **{'prototypes.file': str(imported), 'model.prompt_learner.depth': 2}))])
+    # PromptSync's per-class prototypes cannot come from PromptAlign's files
+    sync = tmp / 'my_promptsync.py'
+    sync.write_text(cfg_path.read_text().replace('promptalign/vit_b16_imagenet_r.py', 'promptsync/vit_b16_imagenet_r.py'))
+    with pytest.raises(ProvenanceError, match='ClassAwarePrototypeAlignmentLoss.*per-class and visual prototypes'):
+        test_tool.main([str(sync), '--work-dir', str(tmp / 'run_sync'), *options(dict(
+            ov, **{'prototypes.file': str(imported)}))])
 
 
 def test_wrong_files_are_refused(setup, tmp_path):
