@@ -302,7 +302,8 @@ def test_ivlp_text_and_vision_update_phases_move_their_branch_only(backbone):
 # ---------------------------------------------------------------------------------------------------- training
 @pytest.mark.parametrize('kind', ['ivlp', 'vpt'])
 def test_shapes_training_config_moves_only_the_learner(kind, tmp_path):
-    """configs/shapes/{kind}_fewshot.py through the Runner (what tools/train.py runs), shrunk to 1 epoch of 1 shot without validation."""
+    """configs/shapes/{kind}_fewshot.py through the Runner (what tools/train.py runs), shrunk to 1 epoch of 1 shot
+    without validation."""
     from pathlib import Path
 
     from promptsync import engine
@@ -328,3 +329,23 @@ def test_shapes_training_config_moves_only_the_learner(kind, tmp_path):
     fresh_learner = build_model(dict(cfg.model, prompt_checkpoint=str(result.checkpoint)), result.model.classnames,
                                 'cpu').prompt_learner
     assert all(torch.equal(v, trained[k]) for k, v in fresh_learner.state_dict().items())
+
+
+def test_recipe_configs_carry_the_release_values():
+    """The ViT-B/16 bases against MaPLe's repo's yaml files (IVLP 2+2ctx, VPT _4)."""
+    from pathlib import Path
+
+    from promptsync.utils.config import load_config
+    base = Path(__file__).resolve().parents[2] / 'configs/_base_'
+    ivlp = load_config(base / 'models/ivlp_vit_b16.py').model
+    assert ivlp.prompt_learner.to_dict() == dict(type='IVLP', n_ctx_text=2, n_ctx_vision=2, ctx_init='a photo of a',
+                                                 depth_text=12, depth_vision=12)
+    vpt = load_config(base / 'models/vpt_vit_b16.py').model
+    assert vpt.prompt_learner.to_dict() == dict(type='VPT', n_ctx_vision=8, depth=12, templates='single')
+    assert ivlp.backbone.model_name == vpt.backbone.model_name == 'ViT-B-16-quickgelu'
+    for name, lr in (('ivlp', 0.0035), ('vpt', 0.0025)):
+        cfg = load_config(base / f'train/{name}_fewshot.py')
+        assert cfg.train_data.num_shots == 16 and cfg.train_data.batch_size == 4
+        assert cfg.trainer.optimizer.to_dict() == dict(type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4)
+        assert (cfg.trainer.epochs, cfg.trainer.warmup_epochs, cfg.trainer.warmup_lr) == (5, 1, 1e-5)
+        assert cfg.trainer.final_model == 'last'
