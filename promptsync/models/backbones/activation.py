@@ -29,11 +29,12 @@ def _name(quick: bool) -> str:
     return 'QuickGELU' if quick else 'GELU (nn.GELU)'
 
 
-def file_statement(path: Path) -> bool | None:
+def file_statement(path: Path, model_name: str = '') -> bool | None:
     """The ``quick_gelu`` a safetensors file's metadata states (None: not a safetensors file / not stated)."""
     if path.suffix != '.safetensors' or not path.is_file():
         return None
-    value = read_safetensors_metadata(path, 'backbone checkpoint').get('quick_gelu')
+    value = read_safetensors_metadata(path, f"open_clip '{model_name}' checkpoint", fix=(
+        "delete it and download or save it again, or pass a pretrained tag such as 'openai'")).get('quick_gelu')
     if value is None:
         return None
     if value.lower() not in ('true', 'false'):
@@ -56,7 +57,7 @@ def resolve_activation(model_cfg: dict, model_name: str, path: Path, model_kwarg
     if not path.is_file() or is_torchscript_archive(path):
         return model_kwargs  # missing: refused when the model is built; TorchScript: refused with the command
     explicit = model_kwargs.get('quick_gelu')
-    in_file = file_statement(path)
+    in_file = file_statement(path, model_name)
     in_cfg = True if forced else config_statement(model_cfg, model_name)
     if explicit is not None:
         if in_file is not None and in_file != bool(explicit):
