@@ -101,3 +101,18 @@ def test_every_suite_cell_config_has_only_known_keys(path, tmp_path):
             cfg = cell_config(str(ROOT / entry['config']), dict(options, **dict(entry.get('cfg_options') or {})),
                               dataset_overrides(ds, method), 0, tmp_path)
             check_config(cfg, 'test')
+
+
+@pytest.mark.parametrize('path', [p for p in SUITES if 'train' in load_config(p).suite], ids=lambda p: p.stem)
+def test_every_suite_training_config_has_only_known_keys(path, tmp_path):
+    """The training of each (learner, dataset group) a suite runs before its cells (base-to-novel), with the group's
+    overrides, passes the unknown-key check of tools/train.py; every group a dataset trains on is listed."""
+    from promptsync.engine.config_check import check_config
+    from promptsync.experiments.suite_training import SuiteTraining, dataset_group
+    suite = load_config(path).suite
+    methods = {m: dict(e, seeds=[1]) for m, e in suite.methods.items()}
+    training = SuiteTraining(suite.train, methods, suite.datasets, tmp_path, ROOT, resume=True)
+    assert {dataset_group(n, d) for n, d in suite.datasets.items()} <= set(training.group_overrides)
+    for learner in training.learners:
+        for group in training.group_overrides:
+            check_config(training.train_config(learner, group, 1), 'train')

@@ -10,12 +10,14 @@ suite = dict(
     name='shapes-base-to-novel',
     layout='base_to_novel',
     train=dict(
-        learners=dict(coop='configs/shapes/coop_fewshot.py', maple='configs/shapes/maple_fewshot.py'),
+        learners=dict(coop='configs/shapes/coop_fewshot.py', cocoop='configs/shapes/cocoop_fewshot.py',
+                      maple='configs/shapes/maple_fewshot.py'),
         datasets=dict(photo={'train_data.dataset.domain': 'photo', 'train_data.dataset.subsample': 'base',
                              'val_data.dataset.domain': 'photo', 'val_data.dataset.subsample': 'base'})),
     methods=dict(
         zeroshot=dict(config='configs/shapes/zeroshot.py', seeds=[1]),
         coop=dict(config='configs/shapes/b2n/coop.py', prompts='coop'),
+        cocoop=dict(config='configs/shapes/b2n/cocoop.py', prompts='cocoop'),
         maple=dict(config='configs/shapes/b2n/maple.py', prompts='maple'),
         maple_tpt=dict(config='configs/shapes/maple_tpt.py', prompts='maple'),
         promptalign=dict(config='configs/shapes/promptalign.py', prompts='maple', prototypes=True,
