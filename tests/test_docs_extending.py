@@ -1,12 +1,14 @@
 """docs/extending.md runs as written: its files are saved where it says, its commands are executed literally (the
 same strings, through the shell, in a copy of the repository root: no swapped config, model or data), and what each
-run wrote is checked — against an invariant of the doc's claims where there is one.
+run wrote is checked — against an invariant of the doc's claims where there is one, and against the outputs the doc
+shows.
 
 The copy links the repository's top-level entries (configs, tools, promptsync, ...) into a temp folder, writes the
 doc's files there, and gives it a ``.venv/bin/python`` that runs this interpreter. The environment is the defaults
 the doc relies on: ``PROMPTSYNC_DATA`` / ``PROMPTSYNC_CKPT`` / ``PYTHONPATH`` unset (images rendered into the copy's
-``./data``), ``HF_HUB_OFFLINE=1``, and a private ``PROMPTSYNC_CACHE``. All commands run once per session (module
-fixture), two at a time.
+``./data``), ``HF_HUB_OFFLINE=1``, and a private ``PROMPTSYNC_CACHE``. Each command starts a python process (~4 CPU
+seconds of imports), so the page costs ~130 CPU-seconds: the default suite runs four commands (:data:`FAST`) and
+``test_the_other_examples_run`` (slow) the other five, in the same copy.
 """
 from __future__ import annotations
 
@@ -78,35 +80,71 @@ def make_copy(dest: Path) -> Path:
     return dest
 
 
+def key(command: str) -> str:
+    """``'test:tpt_consistency'`` for ``... tools/test.py my_project/tpt_consistency.py``; a script's stem otherwise."""
+    tokens = command.split()
+    script = Path(tokens[2])
+    return f'{script.stem}:{Path(tokens[3]).stem}' if script.parts[0] == 'tools' else script.stem
+
+
+KEYS = [key(c) for c in COMMANDS]
+#: the commands the default (fast) suite runs: a json backbone, the CSV maker and the CSV dataset, a TTA method
+#: (~45 CPU-seconds); the slow test runs the others (the loss, its ablation, the backbone subclass, the update
+#: schedule, the hook: ~85 CPU-seconds), in the same copy
+FAST = ['test:tpt_json_backbone', 'make_shapes_csv', 'test:tpt_my_list', 'test:entropy_ensemble']
+
+
+class DocCommands:
+    """Runs the page's commands on demand, each once, in page order, two at a time (a run starts with
+    single-threaded imports); a command that is not a tool (a script writing files, like the CSV maker) waits for
+    the ones before it, and the ones after it wait for it."""
+
+    def __init__(self, copy: Path, env: dict):
+        self.copy, self.env, self.done = copy, env, {}
+
+    def _run(self, i: int) -> subprocess.CompletedProcess:
+        proc = subprocess.run(COMMANDS[i], shell=True, cwd=self.copy, env=self.env, capture_output=True, text=True,
+                              timeout=900)
+        logs = self.copy / 'command_outputs'  # for a failing test's reader: what each command printed
+        logs.mkdir(exist_ok=True)
+        (logs / f'{i}.txt').write_text(f'$ {COMMANDS[i]}\nexit {proc.returncode}\n{proc.stdout}\n--- stderr\n'
+                                       f'{proc.stderr}')
+        return proc
+
+    def __call__(self, *keys: str) -> dict[str, subprocess.CompletedProcess]:
+        """``{key: finished process}`` of the commands named (running those not run yet)."""
+        todo = [i for i, k in enumerate(KEYS) if k in keys and k not in self.done]
+        with ThreadPoolExecutor(2) as pool:
+            pending = {}
+            for i in todo:
+                if KEYS[i].count(':') == 0:  # a barrier
+                    self.done.update({KEYS[j]: f.result() for j, f in pending.items()})
+                    pending = {}
+                    self.done[KEYS[i]] = self._run(i)
+                else:
+                    pending[i] = pool.submit(self._run, i)
+            self.done.update({KEYS[j]: f.result() for j, f in pending.items()})
+        missing = [k for k in keys if k not in self.done]
+        assert not missing, f'the doc has no command {missing}; it has {KEYS}'
+        for k in keys:
+            proc = self.done[k]
+            assert proc.returncode == 0, f'{COMMANDS[KEYS.index(k)]}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
+        return {k: self.done[k] for k in keys}
+
+
 @pytest.fixture(scope='module')
-def doc_runs(tmp_path_factory):
-    """``(copy, [(command, CompletedProcess)])`` after every command of the page ran, in page order."""
+def doc(tmp_path_factory) -> DocCommands:
+    """A fresh copy of the repository root with the doc's files, and its commands (run on demand)."""
     copy = make_copy(tmp_path_factory.mktemp('clone'))
     env = {k: v for k, v in os.environ.items() if k not in ('PROMPTSYNC_DATA', 'PROMPTSYNC_CKPT', 'PYTHONPATH')}
     env.update(HF_HUB_OFFLINE='1', PROMPTSYNC_CACHE=str(tmp_path_factory.mktemp('cache')))
-    def run(command):
-        return subprocess.run(command, shell=True, cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+    return DocCommands(copy, env)
 
-    # two at a time (a run's start is single-threaded imports); a command that is not a tool (a script writing
-    # files, like the CSV maker) waits for the ones before it and the ones after it wait for it
-    results = {}
-    with ThreadPoolExecutor(2) as pool:
-        pending = {}
-        for i, command in enumerate(COMMANDS):
-            barrier = ' tools/' not in command
-            if barrier:
-                results.update({j: f.result() for j, f in pending.items()})
-                pending = {}
-                results[i] = run(command)
-            else:
-                pending[i] = pool.submit(run, command)
-        results.update({j: f.result() for j, f in pending.items()})
-    logs = copy / 'command_outputs'  # for a failing test's reader: what each command printed
-    logs.mkdir()
-    for i, command in enumerate(COMMANDS):
-        (logs / f'{i}.txt').write_text(f'$ {command}\nexit {results[i].returncode}\n{results[i].stdout}\n'
-                                       f'--- stderr\n{results[i].stderr}')
-    return copy, [(command, results[i]) for i, command in enumerate(COMMANDS)]
+
+@pytest.fixture(scope='module')
+def fast(doc) -> Path:
+    doc(*FAST)
+    return doc.copy
 
 
 def work_dir(copy: Path, config: str) -> Path:
@@ -121,144 +159,134 @@ def predictions(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / 'predictions.jsonl').read_text().splitlines()]
 
 
-def test_every_command_succeeds_and_every_run_has_metrics(doc_runs):
-    copy, runs = doc_runs
-    for command, proc in runs:
-        assert proc.returncode == 0, f'{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
-        if ' tools/test.py ' in command:
-            config = command.split()[-1]
-            m = json.loads((copy / 'work_dirs' / Path(config).with_suffix('') / 'metrics.json').read_text())
-            assert 0 <= m['metrics']['top1'] <= 100 and m['num_samples'] == N_IMAGES, command
-            assert m['num_skipped'] == 0 and m['num_nonfinite'] == 0, command
-            assert re.search(rf'^{Path(config).with_suffix("")}\s.*\s{N_IMAGES}\s', proc.stdout, re.M), proc.stdout
-    # nothing was downloaded or written outside the copy: the images are in ./data of the copy
-    assert len(list((copy / 'data' / 'synthetic_shapes').rglob('*.png'))) == 2 * N_IMAGES  # sketch + cartoon
+def check_runs(copy: Path, procs: dict) -> None:
+    """Every tools/test.py run: 20 images, a top-1 in [0, 100], nothing skipped, its line in the printed table; and
+    the results lines the doc shows for these runs are the printed ones (run, n, top1)."""
+    for k, proc in procs.items():
+        if not k.startswith('test:'):
+            continue
+        name = 'my_project/' + k.split(':')[1]
+        m = metrics(copy, k.split(':')[1])
+        assert 0 <= m['metrics']['top1'] <= 100 and m['num_samples'] == N_IMAGES, k
+        assert m['num_skipped'] == 0 and m['num_nonfinite'] == 0, k
+        printed = {n: (int(c), float(t)) for n, c, t in RESULT_LINE.findall(proc.stdout)}
+        assert printed[name] == (N_IMAGES, round(m['metrics']['top1'], 2))
+        assert SHOWN[name] == printed[name], f'the doc shows {SHOWN[name]} for {name}, the run printed {printed[name]}'
 
 
-def test_the_loss_is_in_every_prediction(doc_runs):
-    copy, _ = doc_runs
-    preds = predictions(work_dir(copy, 'tpt_consistency'))
-    assert len(preds) == N_IMAGES
-    assert all(p['loss']['ViewConsistencyLoss'] >= 0 and 'MarginalEntropyLoss' in p['loss'] for p in preds)  # a KL
-    assert any(p['loss']['ViewConsistencyLoss'] > 1e-6 for p in preds)  # 3 selected views: not trivially zero
-
-
-def test_the_ablation_sweeps_the_weight_and_its_cells_are_the_single_runs(doc_runs):
-    copy, _ = doc_runs
-    folder = copy / 'work_dirs' / 'ablate' / 'tpt_consistency'
-    rows = list(csv.DictReader((folder / 'ablation.csv').open()))
-    assert [float(r['tta.losses.1.weight']) for r in rows] == [0.0, 0.5, 2.0]
-    cells = {float(r['tta.losses.1.weight']): r for r in rows}
-    # the 0.5 cell is the tools/test.py run of the same config; the 0 cell is plain TPT = the json-backbone run
-    assert float(cells[0.5]['top1']) == metrics(copy, 'tpt_consistency')['metrics']['top1']
-    assert float(cells[0.0]['top1']) == metrics(copy, 'tpt_json_backbone')['metrics']['top1']
-    cells = {float(c.name.split('=')[1].split('__')[0]): [p['pred'] for p in predictions(c)]
-             for c in (folder / 'cells').iterdir()}
-    assert [p['pred'] for p in predictions(work_dir(copy, 'tpt_json_backbone'))] == cells[0.0]
-    assert cells[0.0] == cells[0.5] == cells[2.0]  # the doc: "not one of the 20 predictions" changes
-    assert (folder / 'ablation.md').read_text().count('\n|') >= 4
-
-
-def test_the_json_backbone_is_the_one_named(doc_runs):
-    copy, _ = doc_runs
-    m = metrics(copy, 'tpt_json_backbone')
-    assert m['backbone'] == 'my-shapes-vit' and m['pretrained'].endswith('ps-shapes-vit.safetensors')
-
-
-def test_the_backbone_subclass_is_used(doc_runs):
-    copy, _ = doc_runs
-    resolved = (work_dir(copy, 'tpt_fixed_temperature') / 'config.py').read_text()
-    assert "type='FixedTemperatureOpenCLIP'" in resolved and 'scale=100.0' in resolved
-    # a sharper softmax: the fixed scale (100 > the learned 31.3) makes the predictions more confident
-    sharp = [p['confidence'] for p in predictions(work_dir(copy, 'tpt_fixed_temperature'))]
-    learned = [p['confidence'] for p in predictions(work_dir(copy, 'tpt_json_backbone'))]
-    assert sum(sharp) > sum(learned)
-    assert preds(copy, 'tpt_fixed_temperature') == preds(copy, 'tpt_json_backbone')  # the doc: same predictions
+SHOWN = {name: (int(n), float(top1)) for name, n, top1 in RESULT_LINE.findall(TEXT)}
 
 
 def preds(copy: Path, config: str) -> list[int]:
     return [p['pred'] for p in predictions(work_dir(copy, config))]
 
 
-def test_relative_paths_are_relative_to_the_working_directory(doc_runs, monkeypatch, capsys):
+def test_every_run_of_the_page_has_its_output_shown():
+    assert sorted(SHOWN) == sorted('my_project/' + k.split(':')[1] for k in KEYS if k.startswith('test:'))
+    assert set(FAST) <= set(KEYS) and len(KEYS) == len(set(KEYS)) == 9
+
+
+# -------------------------------------------------------------------------------- fast: in the default suite
+def test_the_fast_examples_run(fast, doc):
+    check_runs(fast, doc(*FAST))
+    # nothing was downloaded or written outside the copy: the images are in ./data of the copy
+    assert len(list((fast / 'data' / 'synthetic_shapes').rglob('*.png'))) == 2 * N_IMAGES  # sketch + cartoon
+
+
+def test_the_json_backbone_is_the_one_named(fast):
+    m = metrics(fast, 'tpt_json_backbone')
+    assert m['backbone'] == 'my-shapes-vit' and m['pretrained'].endswith('ps-shapes-vit.safetensors')
+
+
+def test_relative_paths_are_relative_to_the_working_directory(fast, monkeypatch, capsys):
     """The doc: a relative path is opened from the cwd, a {{ fileDirname }} one from the config's folder."""
     from promptsync.utils.config import load_config
 
     from .tools.helpers import load_tool
-    copy, _ = doc_runs
     tool = load_tool('test')
 
     def weights_status(config):
         capsys.readouterr()
         code = tool.main([config, '--check'])
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith('backbone weights'))
-        return code, line.split()[-1] if 'missing' not in line else 'missing'
-    monkeypatch.chdir(copy)
+        return code, 'missing' if 'missing' in line else line.split()[-1]
+    monkeypatch.chdir(fast)
     assert weights_status('my_project/tpt_json_backbone.py') == (0, 'found')
-    monkeypatch.chdir(copy / 'my_project')
+    monkeypatch.chdir(fast / 'my_project')
     assert weights_status('tpt_json_backbone.py') == (1, 'missing')  # 'promptsync/...' is not under my_project/
     json_path = load_config('tpt_json_backbone.py').model.backbone.model_config
-    assert json_path == str(copy / 'my_project' / 'my-shapes-vit.json')  # {{ fileDirname }}: absolute, found
+    assert json_path == str(fast / 'my_project' / 'my-shapes-vit.json')  # {{ fileDirname }}: absolute, found
 
 
-def test_the_csv_lists_the_benchmark_images(doc_runs):
-    copy, runs = doc_runs
-    out = next(proc.stdout for command, proc in runs if 'make_shapes_csv' in command)
-    assert out.strip() == f'{N_IMAGES} images of 20 classes -> my_project/data/shapes_cartoon.csv'
-    data = copy / 'my_project' / 'data'
+def test_the_csv_lists_the_benchmark_images(fast, doc):
+    out = doc('make_shapes_csv')['make_shapes_csv'].stdout.strip()
+    assert out == f'{N_IMAGES} images of 20 classes -> my_project/data/shapes_cartoon.csv' and out in TEXT
+    data = fast / 'my_project' / 'data'
     rows = list(csv.reader((data / 'shapes_cartoon.csv').open()))
     from promptsync.benchmarks.shapes import SyntheticShapes, class_names
-    shapes = SyntheticShapes(root=str(copy / 'data' / 'synthetic_shapes'), domain='cartoon', split='test',
+    shapes = SyntheticShapes(root=str(fast / 'data' / 'synthetic_shapes'), domain='cartoon', split='test',
                              per_class=1)
     assert [(os.path.realpath(data / r[0]), int(r[1])) for r in rows] == [
         (os.path.realpath(d.path), d.label) for d in shapes.samples]
     assert (data / 'shapes_classes.txt').read_text().split('\n')[:-1] == list(class_names())
-    preds = predictions(work_dir(copy, 'tpt_my_list'))
-    assert [os.path.realpath(p['path']) for p in preds] == [os.path.realpath(d.path) for d in shapes.samples]
-    assert metrics(copy, 'tpt_my_list')['dataset'] == 'CsvImageList'
+    got = predictions(work_dir(fast, 'tpt_my_list'))
+    assert [os.path.realpath(p['path']) for p in got] == [os.path.realpath(d.path) for d in shapes.samples]
+    assert metrics(fast, 'tpt_my_list')['dataset'] == 'CsvImageList'
 
 
-def test_the_update_schedule_is_recorded(doc_runs):
-    copy, _ = doc_runs
-    m = metrics(copy, 'maple_vision_then_text')
-    assert m['method_stats']['update'] == 'VisionThenText' and m['prompt_learner'] == 'MaPLe'
-
-
-def test_the_hook_logs_its_count(doc_runs):
-    copy, runs = doc_runs
-    found = re.findall(r'KeepOriginalView: view 0 added for (\d+) images',
-                       (work_dir(copy, 'tpt_keep_original') / 'log.txt').read_text())
-    assert len(found) == 1 and 0 <= int(found[0]) <= N_IMAGES
-    changed = sum(a != b for a, b in zip(preds(copy, 'tpt_keep_original'), preds(copy, 'tpt_json_backbone')))
-    assert changed == 1  # the doc: "adding it changed one prediction"
-    proc = next(proc for command, proc in runs if 'tpt_keep_original' in command)
-    assert f'KeepOriginalView: view 0 added for {found[0]} images' in proc.stdout + proc.stderr
-
-
-def test_the_method_summary(doc_runs):
-    copy, _ = doc_runs
-    m = metrics(copy, 'entropy_ensemble')
+def test_the_method_summary(fast):
+    m = metrics(fast, 'entropy_ensemble')
     s = m['method_stats']
     assert m['method'] == 'EntropyWeightedEnsemble' and s['samples'] == N_IMAGES and s['temperature'] == 0.5
     assert 1.0 <= s['mean_effective_views'] <= 20 and 0 <= s['changed_vs_original_view'] <= N_IMAGES
+    assert json.loads(re.search(r'"method_stats": (\{.*?\})', TEXT).group(1)) == s  # the summary the doc shows
 
 
-def test_the_outputs_shown_are_the_runs(doc_runs):
-    """The tables pasted into the doc are what the commands print (run, n, top1 of every results line)."""
-    copy, runs = doc_runs
-    shown = {name: (int(n), float(top1)) for name, n, top1 in RESULT_LINE.findall(TEXT)}
-    printed = {}
-    for _, proc in runs:
-        printed.update({name: (int(n), float(top1)) for name, n, top1 in RESULT_LINE.findall(proc.stdout)})
-    assert len(shown) == 7 and shown == {k: printed.get(k) for k in shown}
-    ablate = next(proc.stdout for command, proc in runs if 'tools/ablate.py' in command)
+# -------------------------------------------------------------------------------- slow: the other commands
+@pytest.mark.slow
+def test_the_other_examples_run(fast, doc):
+    """The loss and its ablation, the backbone subclass, the update schedule and the hook (~85 CPU-seconds)."""
+    slow = [k for k in KEYS if k not in FAST]
+    procs = doc(*slow)
+    check_runs(fast, procs)
+    copy = fast
+
+    # the loss: in every prediction, a KL (>= 0), not trivially zero with 2 selected views
+    got = predictions(work_dir(copy, 'tpt_consistency'))
+    assert all(p['loss']['ViewConsistencyLoss'] >= 0 and 'MarginalEntropyLoss' in p['loss'] for p in got)
+    assert any(p['loss']['ViewConsistencyLoss'] > 1e-6 for p in got)
+
+    # the ablation: the swept column; the 0.5 cell is the tools/test.py run, the 0 cell plain TPT = the json run
+    folder = copy / 'work_dirs' / 'ablate' / 'tpt_consistency'
+    rows = {float(r['tta.losses.1.weight']): r for r in csv.DictReader((folder / 'ablation.csv').open())}
+    assert list(rows) == [0.0, 0.5, 2.0]
+    assert float(rows[0.5]['top1']) == metrics(copy, 'tpt_consistency')['metrics']['top1']
+    cells = {float(c.name.split('=')[1].split('__')[0]): [p['pred'] for p in predictions(c)]
+             for c in (folder / 'cells').iterdir()}
+    assert preds(copy, 'tpt_json_backbone') == cells[0.0]
+    assert cells[0.0] == cells[0.5] == cells[2.0]  # the doc: "not one of the 20 predictions" changes
+    ablate = procs['ablate:tpt_consistency'].stdout
     assert ABLATION_LINE.findall(TEXT) == ABLATION_LINE.findall(ablate) and len(ABLATION_LINE.findall(TEXT)) == 3
-    csv_line = next(proc.stdout for command, proc in runs if 'make_shapes_csv' in command).strip()
-    assert csv_line == '20 images of 20 classes -> my_project/data/shapes_cartoon.csv' and csv_line in TEXT
-    added = re.search(r'KeepOriginalView: view 0 added for (\d+) images', TEXT).group(0)
-    assert added in (work_dir(copy, 'tpt_keep_original') / 'log.txt').read_text()
-    summary = json.loads(re.search(r'"method_stats": (\{.*?\})', TEXT).group(1))
-    assert summary == metrics(copy, 'entropy_ensemble')['method_stats']
+
+    # the backbone subclass: its type and scale; the same predictions, sharper (the fixed 100 > the learned 31.3)
+    resolved = (work_dir(copy, 'tpt_fixed_temperature') / 'config.py').read_text()
+    assert "type='FixedTemperatureOpenCLIP'" in resolved and 'scale=100.0' in resolved
+    sharp = [p['confidence'] for p in predictions(work_dir(copy, 'tpt_fixed_temperature'))]
+    learned = [p['confidence'] for p in predictions(work_dir(copy, 'tpt_json_backbone'))]
+    assert sum(sharp) > sum(learned) and preds(copy, 'tpt_fixed_temperature') == preds(copy, 'tpt_json_backbone')
+
+    # the update schedule is the one recorded
+    m = metrics(copy, 'maple_vision_then_text')
+    assert m['method_stats']['update'] == 'VisionThenText' and m['prompt_learner'] == 'MaPLe'
+
+    # the hook: its line in log.txt and on the console, the count the doc shows, one prediction changed
+    log = (work_dir(copy, 'tpt_keep_original') / 'log.txt').read_text()
+    found = re.findall(r'KeepOriginalView: view 0 added for (\d+) images', log)
+    assert len(found) == 1 and 0 <= int(found[0]) <= N_IMAGES
+    assert f'KeepOriginalView: view 0 added for {found[0]} images' in procs['test:tpt_keep_original'].stderr
+    assert re.search(r'KeepOriginalView: view 0 added for (\d+) images', TEXT).group(1) == found[0]
+    changed = sum(a != b for a, b in zip(preds(copy, 'tpt_keep_original'), preds(copy, 'tpt_json_backbone')))
+    assert changed == 1  # the doc: "adding it changed one prediction"
 
 
 # ----------------------------------------------------------------------------------------------- the pieces alone
