@@ -18,6 +18,16 @@ def tiny_backbone(seed: int = 0) -> OpenCLIP:
     return OpenCLIP(TINY, pretrained=None, precision='fp32')
 
 
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures('one_thread')``): the tiny model gains
+    nothing from intra-op threads, and they thrash on shared, busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope='session')
 def backbone() -> OpenCLIP:
     """A shared tiny random-weight backbone (frozen; tests must not modify it)."""

@@ -28,13 +28,7 @@ from ..tools.helpers import load_tool
 COLOURS = {'blue': (30, 40, 220), 'green': (30, 200, 40), 'red': (220, 30, 30)}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """The tiny model gains nothing from intra-op threads, and they thrash on shared, busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

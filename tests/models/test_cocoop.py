@@ -21,13 +21,7 @@ RELEASE_KEYS = {'ctx', 'meta_net.linear1.weight', 'meta_net.linear1.bias', 'meta
                 'meta_net.linear2.bias'}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """The tiny model gains nothing from intra-op threads, and they thrash on shared, busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 def cocoop(backbone, seed=0, **kw):

@@ -17,13 +17,7 @@ ENTROPY = [dict(type='MarginalEntropyLoss', weight=1.0)]
 N_VIEWS, RATIO, LR, WD = 8, 0.25, 0.05, 0.01
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """The tiny model gains nothing from intra-op threads, and they thrash on shared, busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 @pytest.fixture(scope='module')
