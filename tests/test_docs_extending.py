@@ -7,8 +7,9 @@ The copy links the repository's top-level entries (configs, tools, promptsync, .
 doc's files there, and gives it a ``.venv/bin/python`` that runs this interpreter. The environment is the defaults
 the doc relies on: ``PROMPTSYNC_DATA`` / ``PROMPTSYNC_CKPT`` / ``PYTHONPATH`` unset (images rendered into the copy's
 ``./data``), ``HF_HUB_OFFLINE=1``, and a private ``PROMPTSYNC_CACHE``. Each command starts a python process (~4 CPU
-seconds of imports), so the page costs ~130 CPU-seconds: the default suite runs four commands (:data:`FAST`) and
-``test_the_other_examples_run`` (slow) the other five, in the same copy.
+seconds of imports), so the page costs ~130 CPU-seconds: the ``fast`` fixture runs four commands (:data:`FAST`) and
+``test_the_other_examples_run`` the other five, in the same copy; both are in the default suite (CI runs every
+command of the page).
 """
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ def key(command: str) -> str:
 
 KEYS = [key(c) for c in COMMANDS]
 #: the commands the default (fast) suite runs: a json backbone, the CSV maker and the CSV dataset, a TTA method
-#: (~45 CPU-seconds); the slow test runs the others (the loss, its ablation, the backbone subclass, the update
-#: schedule, the hook: ~85 CPU-seconds), in the same copy
+#: (~45 CPU-seconds); test_the_other_examples_run runs the others (the loss, its ablation, the backbone subclass,
+#: the update schedule, the hook: ~85 CPU-seconds), in the same copy
 FAST = ['test:tpt_json_backbone', 'make_shapes_csv', 'test:tpt_my_list', 'test:entropy_ensemble']
 
 
@@ -242,12 +243,11 @@ def test_the_method_summary(fast):
     assert json.loads(re.search(r'"method_stats": (\{.*?\})', TEXT).group(1)) == s  # the summary the doc shows
 
 
-# -------------------------------------------------------------------------------- slow: the other commands
-@pytest.mark.slow
+# -------------------------------------------------------------------------------- the other commands
 def test_the_other_examples_run(fast, doc):
     """The loss and its ablation, the backbone subclass, the update schedule and the hook (~85 CPU-seconds)."""
-    slow = [k for k in KEYS if k not in FAST]
-    procs = doc(*slow)
+    others = [k for k in KEYS if k not in FAST]
+    procs = doc(*others)
     check_runs(fast, procs)
     copy = fast
 

@@ -18,6 +18,7 @@ suite = dict(
         zeroshot=dict(config='configs/shapes/zeroshot.py', seeds=[1]),
         coop=dict(config='configs/shapes/b2n/coop.py', prompts='coop'),
         cocoop=dict(config='configs/shapes/b2n/cocoop.py', prompts='cocoop'),
+        tpt_cocoop=dict(config='configs/shapes/tpt_cocoop.py', prompts='cocoop'),
         maple=dict(config='configs/shapes/b2n/maple.py', prompts='maple'),
         maple_tpt=dict(config='configs/shapes/maple_tpt.py', prompts='maple'),
         promptalign=dict(config='configs/shapes/promptalign.py', prompts='maple', prototypes=True,
