@@ -30,6 +30,8 @@ from promptsync.utils.hashing import file_sha256  # noqa: F401 (re-exported: too
 from promptsync.utils.inert_globals import STANDINS, unsafe_globals
 from promptsync.utils.logging import get_logger
 
+from .vision_prompts import map_release_key
+
 logger = get_logger('prompt_checkpoint')
 
 FORMAT = 'promptsync-prompt-learner'
@@ -65,10 +67,18 @@ def _strip(key: str) -> str:
     return key
 
 
+def _encoder_prompt_key(key: str) -> str | None:
+    """The learner key of an IVLP / VPT prompt that MaPLe's repo keeps inside the encoders (``image_encoder.VPT``,
+    ``{text,image}_encoder.transformer.resblocks.{i}.VPT_shallow``; ivlp.RELEASE_KEYS), else ``None``."""
+    from .ivlp import RELEASE_KEYS  # the learners' own key tables (import here: the learners import this module)
+    return None if key.startswith('prompt_learner.') else map_release_key(key, RELEASE_KEYS)
+
+
 def release_layout(state: Mapping[str, torch.Tensor]) -> str:
-    """'maple' (a whole CustomCLIP, ``prompt_learner.*`` keys), 'cocoop' or 'coop' (a Dassl ``prompt_learner``)."""
+    """'maple' (a whole CustomCLIP: ``prompt_learner.*`` keys, or IVLP / VPT prompts inside the encoders), 'cocoop'
+    or 'coop' (a Dassl ``prompt_learner``)."""
     keys = [_strip(k) for k in state]
-    if any(k.startswith('prompt_learner.') for k in keys):
+    if any(k.startswith('prompt_learner.') or _encoder_prompt_key(k) for k in keys):
         return 'maple'
     if 'ctx' in keys:
         return 'cocoop' if any(k.startswith('meta_net.') for k in keys) else 'coop'
@@ -85,6 +95,10 @@ def convert_release_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
     for key, value in state.items():
         key = _strip(key)
         if layout == 'maple':
+            encoder_prompt = _encoder_prompt_key(key)
+            if encoder_prompt is not None:  # IVLP / VPT: the prompts live in the encoders' blocks
+                kept[encoder_prompt] = value.detach().float().contiguous()
+                continue
             if not key.startswith('prompt_learner.'):
                 dropped['frozen_clip_weights'] += 1
                 continue
@@ -95,7 +109,8 @@ def convert_release_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
             continue
         kept[key] = value.detach().float().contiguous()
     if not kept:
-        raise ValueError('no learnable prompt tensors found: this is not a MaPLe/PromptAlign/CoOp/CoCoOp checkpoint')
+        raise ValueError('no learnable prompt tensors found: this is not a MaPLe/PromptAlign/CoOp/CoCoOp/IVLP/VPT '
+                         'checkpoint')
     return kept, dropped
 
 
