@@ -11,7 +11,7 @@ suite = dict(
     layout='base_to_novel',
     train=dict(
         learners=dict(coop='configs/shapes/coop_fewshot.py', cocoop='configs/shapes/cocoop_fewshot.py',
-                      maple='configs/shapes/maple_fewshot.py'),
+                      maple='configs/shapes/b2n/maple_train.py'),
         datasets=dict(photo={'train_data.dataset.domain': 'photo', 'train_data.dataset.subsample': 'base',
                              'val_data.dataset.domain': 'photo', 'val_data.dataset.subsample': 'base'})),
     methods=dict(
