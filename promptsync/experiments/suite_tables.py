@@ -70,8 +70,14 @@ def plain_table(out: dict) -> tuple[list[str], list[list[str]]]:
     return ['method'] + columns, rows
 
 
+#: metrics whose base / novel pair has a harmonic mean (accuracies); other tables (ECE, collapse) show '-' there
+HM_METRICS = ('top1', 'top5', 'mean_class_top1')
+
+
 def base_to_novel_table(out: dict) -> tuple[list[str], list[list[str]]]:
-    """Per dataset base / novel / HM of the seed means, then the averages over datasets."""
+    """Per dataset base / novel / HM of the seed means, then the averages over datasets (HM only for accuracies:
+    the harmonic mean of two calibration errors means nothing)."""
+    hm = harmonic_mean if out.get('metric', 'top1') in HM_METRICS else (lambda a, b: None)
     groups = []
     for col in out['datasets']:
         name, _, part = col.rpartition('/')
@@ -103,10 +109,10 @@ def base_to_novel_table(out: dict) -> tuple[list[str], list[list[str]]]:
             n = (row.get(f'{g}/new') or {}).get('mean')
             bases.append(b)
             novels.append(n)
-            cells += [_fmt(b), _fmt(n), _fmt(harmonic_mean(b, n))]
+            cells += [_fmt(b), _fmt(n), _fmt(hm(b, n))]
         avg_b = sum(bases) / len(bases) if None not in bases else None
         avg_n = sum(novels) / len(novels) if None not in novels else None
-        rows.append([method] + cells + [_fmt(avg_b), _fmt(avg_n), _fmt(harmonic_mean(avg_b, avg_n))])
+        rows.append([method] + cells + [_fmt(avg_b), _fmt(avg_n), _fmt(hm(avg_b, avg_n))])
     return headers, rows
 
 

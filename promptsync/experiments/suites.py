@@ -238,7 +238,7 @@ def write_suite(out: dict, work_dir: Path) -> str:
         note += f" Unreadable images were skipped (see each cell's skipped.jsonl): {'; '.join(skipped)}."
     md = tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)  # cells are formatted
     for name, table in (out.get('tables') or {}).items():  # same layout, no published rows (they are top-1)
-        h, r = LAYOUTS[out.get('layout', 'plain')](dict(out, table=table, reference=None))
+        h, r = LAYOUTS[out.get('layout', 'plain')](dict(out, table=table, reference=None, metric=name))
         md += (f"\n\n## {name}: {TABLE_TITLES.get(name, name)}\n\n"
                + tabulate(r, headers=h, tablefmt='github', disable_numparse=True))
     plot = plot_safely(suite_bars, out, path=work_dir / 'benchmark.png')

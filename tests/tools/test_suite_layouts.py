@@ -91,6 +91,12 @@ def test_base_to_novel_table_on_fake_layouts(tmp_path, fake_root, capsys):
     hm = harmonic_mean(sum(base) / 2, sum(novel) / 2)
     row_text = next(line for line in printed.splitlines() if line.startswith('zeroshot'))
     assert row_text.split()[-1] == f'{hm:.2f}'  # HM of the average base and average novel accuracy
-    pets_new = json.loads((tmp_path / 'out' / 'cells' / 'zeroshot' / 'oxford_pets_new' / 'seed0' /
+    pets_new = json.loads((tmp_path / 'out' / 'cells' / 'zeroshot' / 'oxford_pets_new' / 'seed1' /
                            'metrics.json').read_text())
     assert pets_new['num_samples'] == 18  # 37 classes: base 19, new 18, one fake image each
+    # the extra ECE table: base and novel per dataset, no harmonic mean of calibration errors
+    ece = (tmp_path / 'out' / 'benchmark.md').read_text().split('## ece')[1]
+    cells = [c.strip() for c in next(ln for ln in ece.splitlines() if ln.startswith('| zeroshot')).split('|')[2:-1]]
+    ece_row = out['tables']['ece']['zeroshot']
+    assert cells[:2] == [f"{ece_row[f'oxford_pets/{part}']['mean']:.2f}" for part in ('base', 'new')]
+    assert cells[2::3] == ['-'] * 3  # pets HM, eurosat HM, HM of the averages
