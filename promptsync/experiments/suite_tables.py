@@ -75,8 +75,8 @@ HM_METRICS = ('top1', 'top5', 'mean_class_top1')
 
 
 def base_to_novel_table(out: dict) -> tuple[list[str], list[list[str]]]:
-    """Per dataset base / novel / HM of the seed means, then the averages over datasets (HM only for accuracies:
-    the harmonic mean of two calibration errors means nothing)."""
+    """Per dataset base / novel (mean ± std over seeds) / HM of the seed means, then the averages over datasets (HM
+    only for accuracies: the harmonic mean of two calibration errors means nothing)."""
     hm = harmonic_mean if out.get('metric', 'top1') in HM_METRICS else (lambda a, b: None)
     groups = []
     for col in out['datasets']:
@@ -109,7 +109,7 @@ def base_to_novel_table(out: dict) -> tuple[list[str], list[list[str]]]:
             n = (row.get(f'{g}/new') or {}).get('mean')
             bases.append(b)
             novels.append(n)
-            cells += [_fmt(b), _fmt(n), _fmt(hm(b, n))]
+            cells += [_cell(row.get(f'{g}/base')), _cell(row.get(f'{g}/new')), _fmt(hm(b, n))]  # ± std over seeds
         avg_b = sum(bases) / len(bases) if None not in bases else None
         avg_n = sum(novels) / len(novels) if None not in novels else None
         rows.append([method] + cells + [_fmt(avg_b), _fmt(avg_n), _fmt(hm(avg_b, avg_n))])
