@@ -7,14 +7,4 @@
 # n_ctx_text=4, n_ctx_vision=0, depth_vision=0 and lr 0.0025:
 #   --cfg-options model.prompt_learner.n_ctx_text=4 model.prompt_learner.n_ctx_vision=0
 #                 model.prompt_learner.depth_vision=0 trainer.optimizer.lr=0.0025
-train_data = dict(num_shots=16, batch_size=4, num_workers=4, short_classes='error')
-trainer = dict(
-    type='PromptTrainer',
-    epochs=5,
-    optimizer=dict(type='SGD', lr=0.0035, momentum=0.9, weight_decay=5e-4),
-    warmup_epochs=1,
-    warmup_lr=1e-5,
-    min_lr=0.0,
-    train_view=dict(type='TrainView', crop_scale=(0.08, 1.0), flip=True),
-    final_model='last',  # Dassl's TEST.FINAL_MODEL='last_step'
-    log_interval=20)
+_base_ = ['./maple_fewshot.py']  # the same values: 16 shots, batch 4, SGD lr 0.0035, 5 epochs, warm-up, last epoch

@@ -2,14 +2,5 @@
 # scripts/vpt/{base2new,xd}_train_vpt.sh): 16 shots per class, batch 4, SGD lr 0.0025 (Dassl's defaults: momentum
 # 0.9, weight decay 5e-4), 5 epochs, cosine after 1 constant warm-up epoch at lr 1e-5, random resized crop + flip; the
 # last epoch is kept. Combine with a VPT model base (_base_/models/vpt_vit_b16.py) and give train_data.dataset.
-train_data = dict(num_shots=16, batch_size=4, num_workers=4, short_classes='error')
-trainer = dict(
-    type='PromptTrainer',
-    epochs=5,
-    optimizer=dict(type='SGD', lr=0.0025, momentum=0.9, weight_decay=5e-4),
-    warmup_epochs=1,
-    warmup_lr=1e-5,
-    min_lr=0.0,
-    train_view=dict(type='TrainView', crop_scale=(0.08, 1.0), flip=True),
-    final_model='last',  # Dassl's TEST.FINAL_MODEL='last_step'
-    log_interval=20)
+_base_ = ['./maple_fewshot.py']  # MaPLe's schedule (16 shots, batch 4, 5 epochs, warm-up, last epoch) at lr 0.0025
+trainer = dict(optimizer=dict(lr=0.0025))
