@@ -21,6 +21,8 @@ OPTIMIZERS = dict(sgd='SGD', adam='Adam', amsgrad='Adam', adamw='AdamW', rmsprop
 OPTIMIZER_KEYS = dict(sgd=('MOMENTUM', 'SGD_DAMPNING', 'SGD_NESTEROV'), rmsprop=('MOMENTUM', 'RMSPROP_ALPHA'),
                       adam=('ADAM_BETA1', 'ADAM_BETA2'), amsgrad=('ADAM_BETA1', 'ADAM_BETA2'),
                       adamw=('ADAM_BETA1', 'ADAM_BETA2'))
+#: the recipe base a converted training config starts from (every value the YAML sets is written over it)
+TRAIN_BASES = dict(CoOp='coop', CoCoOp='cocoop', MaPLe='maple', PromptAlign='maple', IVLP='ivlp', VPT='vpt')
 TRAIN_TRANSFORMS = ('random_resized_crop', 'random_flip', 'normalize')
 
 
@@ -314,7 +316,7 @@ class Builder:
             self._set(prefix, ds)
 
     def _trainer_cfg(self) -> None:
-        self._bases.append('_base_/train/maple_fewshot.py')
+        self._bases.append(f'_base_/train/{TRAIN_BASES.get(self.trainer, "maple")}_fewshot.py')  # the recipe family
         v = self.v
         self._set('train_data.batch_size', int(v['DATALOADER.TRAIN_X.BATCH_SIZE']))
         self.mapped('DATALOADER.TRAIN_X.BATCH_SIZE', 'train_data.batch_size')

@@ -336,3 +336,16 @@ def test_the_docs_table_is_the_data():
     doc = text[text.index(BEGIN):text.index(END) + len(END)]
     assert doc == mapping_markdown(), ('docs/interop.md is out of date: regenerate it with python -c "from '
                                        'promptsync.interop.dassl_doc import mapping_markdown; print(mapping_markdown())"')
+
+
+@pytest.mark.parametrize('pair, recipe', [(3, 'coop'), (4, 'cocoop'), (8, 'ivlp'), (9, 'vpt')])
+def test_the_other_recipe_yamls_equal_our_recipe_configs(pair, recipe):
+    """CoOp's, CoCoOp's, IVLP's and VPT's published YAMLs give the schedules of configs/_base_/train/<x>_fewshot.py
+    (which a converted config also starts from)."""
+    conv = convert(PAIRS[pair])
+    got = _resolved(conv)
+    ours = _recipe([f'_base_/train/{recipe}_fewshot.py'])
+    assert f'_base_/train/{recipe}_fewshot.py' in conv.bases
+    for key in ('epochs', 'optimizer', 'warmup_epochs', 'warmup_lr', 'min_lr', 'train_view', 'final_model', 'type'):
+        assert got['trainer'][key] == ours['trainer'][key], key
+    assert got['train_data']['batch_size'] == ours['train_data']['batch_size']
