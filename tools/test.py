@@ -28,7 +28,7 @@ from promptsync.engine import Runner  # noqa: E402
 from promptsync.engine.loops.tta_loop import results_table  # noqa: E402
 from promptsync.engine.resources import format_resources  # noqa: E402
 from promptsync.utils.cli import (add_dassl_arguments, config_from_args, config_parser, conversion_hooks,  # noqa: E402
-                                  positive_int, run_cli)
+                                  parse_config_args, positive_int, run_cli)
 
 
 def parse_shard(text: str) -> list[int]:
@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--skip-data-check', action='store_true', help='run even if the label-map check fails')
     p.add_argument('--check', action='store_true', help='list the outside resources the config needs and exit')
     add_dassl_arguments(p)
-    return p.parse_intermixed_args(argv)
+    return parse_config_args(p, argv)
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ except ImportError:  # a checkout that is not installed
 
 from promptsync.engine import Runner  # noqa: E402
 from promptsync.utils.cli import (add_dassl_arguments, config_from_args, config_parser, conversion_hooks,  # noqa: E402
-                                  run_cli)
+                                  parse_config_args, run_cli)
 
 
 def main(argv=None) -> Path:
@@ -32,7 +32,7 @@ def main(argv=None) -> Path:
                       'trainer.epochs=2 train_data.num_shots=4')
     p.add_argument('--no-resume', action='store_true', help='discard a previous training state in the work dir')
     add_dassl_arguments(p)
-    args = p.parse_intermixed_args(argv)
+    args = parse_config_args(p, argv)
     cfg = config_from_args(args, job='train')
     if getattr(args, 'conversion', None) is not None:
         print(args.conversion.report())

@@ -76,15 +76,38 @@ def config_parser(description: str, config_help: str, options_example: str,
 
 
 def add_dassl_arguments(p: argparse.ArgumentParser) -> None:
-    """A Dassl/CoOp/MaPLe/PromptAlign YAML CONFIG: the dataset YAML, the trainer name and the trailing options."""
+    """A Dassl/CoOp/MaPLe/PromptAlign YAML CONFIG: the dataset YAML, the trainer name and the trailing options.
+
+    Their scripts' spellings work too (``--config-file X.yaml`` for CONFIG, ``--output-dir`` for --work-dir), so a
+    line of their scripts runs after the script name; parse with :func:`parse_config_args`.
+    """
+    for action in p._actions:  # CONFIG may come as --config-file instead (checked by parse_config_args)
+        if action.dest == 'config':
+            action.nargs, action.default = '?', None
     g = p.add_argument_group('a Dassl-style .yaml CONFIG (the trainer YAML of CoOp / MaPLe / PromptAlign; '
                              'docs/interop.md)')
+    g.add_argument('--config-file', metavar='TRAINER.yaml', help='CONFIG, spelt as their scripts pass it')
+    g.add_argument('--output-dir', dest='work_dir', help='--work-dir, spelt as their scripts pass it')
     g.add_argument('--dataset-config-file', metavar='DATASET.yaml', help="the dataset YAML, as their scripts pass it")
     g.add_argument('--trainer', help='TRAINER.NAME when the YAML does not set it (CoOp, CoCoOp, MaPLe, IVLP, VPT, '
                    'PromptAlign), as their scripts pass it')
     g.add_argument('--root', help='DATASET.ROOT (their --root)')
     g.add_argument('opts', nargs='*', default=[], metavar='KEY VALUE',
                    help='Dassl options after the arguments, e.g. DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base')
+
+
+def parse_config_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse options and positionals in any order (Dassl's trailing KEY VALUE options come after the arguments);
+    CONFIG is the positional or ``--config-file`` (then every positional is a trailing option), not both."""
+    args = p.parse_intermixed_args(argv)
+    config_file = getattr(args, 'config_file', None)
+    if config_file is not None:
+        if args.config is not None:  # with --config-file the first positional is the first KEY of the options
+            args.opts = [args.config] + list(args.opts)
+        args.config = config_file
+    if args.config is None:
+        p.error('give the CONFIG file (a python config, or a Dassl-style .yaml as CONFIG or --config-file)')
+    return args
 
 
 def _dassl_conversion(args: argparse.Namespace, job: str):

@@ -349,3 +349,22 @@ def test_the_other_recipe_yamls_equal_our_recipe_configs(pair, recipe):
     for key in ('epochs', 'optimizer', 'warmup_epochs', 'warmup_lr', 'min_lr', 'train_view', 'final_model', 'type'):
         assert got['trainer'][key] == ours['trainer'][key], key
     assert got['train_data']['batch_size'] == ours['train_data']['batch_size']
+
+
+def test_a_line_of_their_scripts_gives_the_same_config():
+    """MaPLe's base2new_train script spells CONFIG --config-file and the work dir --output-dir, with the trailing
+    options after every argument: the same config as the positional form."""
+    from promptsync.utils.cli import config_from_args
+    tool = load_tool('test')
+    theirs = tool.parse_args(['--root', 'data', '--seed', '1', '--trainer', 'MaPLe',
+                              '--dataset-config-file', str(D / 'coop_dataset_imagenet.yaml'),
+                              '--config-file', str(MAPLE), '--output-dir', 'out/b2n/seed1',
+                              'DATASET.NUM_SHOTS', '16', 'DATASET.SUBSAMPLE_CLASSES', 'base'])
+    ours = tool.parse_args([str(MAPLE), '--dataset-config-file', str(D / 'coop_dataset_imagenet.yaml'), '--trainer',
+                            'MaPLe', '--root', 'data', '--seed', '1', '--work-dir', 'out/b2n/seed1',
+                            'DATASET.NUM_SHOTS', '16', 'DATASET.SUBSAMPLE_CLASSES', 'base'])
+    assert theirs.config == ours.config == str(MAPLE) and theirs.opts == ours.opts
+    a, b = config_from_args(theirs, job='train').to_dict(), config_from_args(ours, job='train').to_dict()
+    assert a == b and a['work_dir'] == 'out/b2n/seed1' and a['train_data']['dataset']['subsample'] == 'base'
+    with pytest.raises(SystemExit):  # no CONFIG at all
+        tool.parse_args(['--seed', '1'])
