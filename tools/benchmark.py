@@ -21,7 +21,7 @@ try:
 except ImportError:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptsync.experiments.suites import SuiteError, run_suite, write_suite  # noqa: E402
+from promptsync.experiments.suites import SuiteError, run_suite, suite_text  # noqa: E402
 from promptsync.utils.cli import add_cfg_options, base_parser, run_cli  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     except SuiteError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    print(write_suite(out, work_dir))
+    print(suite_text(out))  # run_suite wrote the files
     print(f"\n{out['metric']} (%), mean ± std over seeds; {out['wall_s']:.0f} s; tables in {work_dir}/benchmark.md")
     figure = work_dir / 'benchmark.png'
     if figure.is_file():

@@ -18,7 +18,7 @@ try:
 except ImportError:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptsync.experiments.suites import run_suite, write_suite  # noqa: E402
+from promptsync.experiments.suites import run_suite, suite_text  # noqa: E402
 from promptsync.utils.config import load_config  # noqa: E402
 from promptsync.utils.cli import base_parser, run_cli  # noqa: E402
 
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     started = time.time()
     out = run_suite(load_config(args.suite), Path(args.work_dir), resume=not args.no_resume, root=ROOT)
-    table = write_suite(out, Path(args.work_dir))
+    table = suite_text(out)  # run_suite wrote the files
     print(f"\n{out['name']}: top-1 (%) of the tiny CLIP on the synthetic shapes benchmark "
           f"(chance 5%), {time.time() - started:.0f} s\n")
     print(table)

@@ -245,4 +245,10 @@ def write_suite(out: dict, work_dir: Path) -> str:
     figure = f"\n![{out['metric']} per method and dataset]({plot.name})\n" if plot else ''
     (work_dir / 'benchmark.md').write_text(f"# {out['name']}\n\n{note}\n\n{md}\n{figure}")
     (work_dir / 'benchmark.json').write_text(json.dumps(copy.deepcopy(out), indent=2, default=str) + '\n')
+    return suite_text(out)
+
+
+def suite_text(out: dict) -> str:
+    """The main table as plain text (what tools print), in the suite's layout; writes nothing."""
+    headers, rows = LAYOUTS[out.get('layout', 'plain')](out)
     return tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)

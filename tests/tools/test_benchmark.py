@@ -53,7 +53,10 @@ def test_smoke_suite_end_to_end_then_reuse(env, capsys, monkeypatch):
     monkeypatch.setattr(runs, 'run_test', lambda *a, **k: pytest.fail('a finished cell ran again'))
     import promptsync.experiments.suites as suites
     monkeypatch.setattr(suites, 'compute_prototypes', lambda *a, **k: pytest.fail('prototypes recomputed'))
+    drawn = []
+    monkeypatch.setattr(suites, 'plot_safely', lambda *a, **k: drawn.append(k.get('path')))
     assert tool.main([str(SMOKE), '--work-dir', str(env / 'out')]) == 0
+    assert drawn == [env / 'out' / 'benchmark.png']  # the suite files are written (and the figure drawn) once
 
 
 def test_suite_errors(env):
