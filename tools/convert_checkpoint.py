@@ -54,14 +54,12 @@ def main(argv=None) -> dict:
     info = dict(source=str(Path(args.src).resolve()), source_sha256=file_sha256(args.src),
                 dropped=meta.get('dropped', '{}'), shapes=json.dumps(shapes))
     if args.config:
-        import torch
-
-        from promptsync.models import build_model
+        from promptsync.models import build_model_for_shapes
         from promptsync.utils.config import load_config
         cfg = load_config(args.config, args.cfg_options)
-        model_cfg = dict(cfg.model)
-        model_cfg.pop('prompt_checkpoint', None)
-        model = build_model(model_cfg, ['placeholder class'], torch.device('cpu'))
+        ctx = state.get('ctx')
+        classes = int(ctx.shape[0]) if ctx is not None and ctx.dim() == 3 else 1  # class-specific contexts: their count
+        model = build_model_for_shapes(cfg.model, classes)
         tmp = save_prompt_checkpoint(state, Path(args.dst).with_suffix('.check.safetensors'))
         try:
             from promptsync.models.prompt_learners.checkpoint import load_prompt_checkpoint

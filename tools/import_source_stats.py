@@ -31,11 +31,10 @@ def token_shapes(model_cfg: dict, layers) -> dict[int, tuple[int, int]]:
     """``(tokens, width)`` of each vision block input of the config's prompted encoder (random weights)."""
     import torch
 
-    from promptsync.models import build_model
+    from promptsync.models import build_model_for_shapes
     model_cfg = copy.deepcopy(model_cfg)
     model_cfg['backbone'] = dict(model_cfg['backbone'], pretrained=None, precision='fp32')
-    model_cfg.pop('prompt_checkpoint', None)
-    model = build_model(model_cfg, ['placeholder class'], torch.device('cpu'))
+    model = build_model_for_shapes(model_cfg)
     size = model.backbone.preprocess_cfg['size']
     size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
     with torch.no_grad(), model.backbone.taps('vision', layers) as taps:

@@ -182,3 +182,13 @@ def build_model(cfg: Mapping[str, Any], classes: list[str] | LabelSpace, device:
     if cfg.get('prompt_checkpoint'):
         model.prompt_checkpoint = load_prompt_checkpoint(learner, cfg['prompt_checkpoint'])
     return model
+
+
+def build_model_for_shapes(model_cfg: Mapping[str, Any], num_classes: int = 1,
+                           device: str | torch.device = 'cpu') -> PromptedCLIP:
+    """The config's model without its prompt checkpoint, over ``num_classes`` stand-in class names, for checks of
+    tensor shapes (a converted checkpoint's keys, the tokens of the prompted encoder): the learnable shapes do not
+    depend on the class names, only — for class-specific contexts — on their number."""
+    model_cfg = dict(model_cfg)
+    model_cfg.pop('prompt_checkpoint', None)
+    return build_model(model_cfg, [f'class {i}' for i in range(num_classes)], torch.device(device))

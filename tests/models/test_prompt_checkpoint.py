@@ -64,6 +64,22 @@ def test_convert_tool_checks_against_a_config(tmp_path, backbone):
     assert not (tmp_path / 'out.safetensors').exists()
 
 
+
+def test_convert_tool_checks_class_specific_contexts_against_a_config(tmp_path):
+    """A CoOp CSC checkpoint (ctx [C, n, D]) is checked against a learner over C classes, not refused for one."""
+    from pathlib import Path
+    ctx = torch.randn(3, 4, 32)
+    torch.save({'state_dict': {'ctx': ctx, 'token_prefix': torch.zeros(3, 1, 32)}, 'epoch': 50}, tmp_path / 'csc.pth')
+    cfg = tmp_path / 'csc_cfg.py'
+    base = Path(__file__).resolve().parents[2] / 'configs/_base_/models/coop_vit_b16.py'
+    cfg.write_text(f"_base_ = [{str(base)!r}]\nmodel = dict(backbone=dict(model_name='ps-tiny-vit', pretrained=None), "
+                   "prompt_learner=dict(class_specific=True, ctx_init=None, n_ctx=4))\n")
+    info = load_tool('convert_checkpoint').main([str(tmp_path / 'csc.pth'), str(tmp_path / 'csc.safetensors'),
+                                                 '--config', str(cfg)])
+    assert info['checked_against'].startswith('CoOp of')
+    assert torch.equal(read_prompt_checkpoint(tmp_path / 'csc.safetensors')[0]['ctx'], ctx)
+
+
 def test_mismatches_are_explained(tmp_path, backbone):
     release_checkpoint(tmp_path / 'd9.pth', depth=9)
     with pytest.raises(KeyError, match='depth=9'):
