@@ -87,6 +87,13 @@ class Builder:
     def refuse(self, key: str, note: str) -> None:
         self.records[key] = ('refused', '', note)
 
+    def check(self, key: str, ok: bool, note: str, refusal: str) -> None:
+        """A value promptsync reproduces only as it is: mapped as '(checked)' when ``ok``, else refused."""
+        if ok:
+            self.mapped(key, '(checked)', note)
+        else:
+            self.refuse(key, refusal)
+
     def problem(self, key: str, note: str) -> None:
         self.problems.append(Entry(key, self.v.get(key), 'refused', note=note))
 
@@ -189,11 +196,9 @@ class Builder:
                   ('INPUT.PIXEL_MEAN', _close(self.v['INPUT.PIXEL_MEAN'], pp['mean']), str(list(pp['mean']))),
                   ('INPUT.PIXEL_STD', _close(self.v['INPUT.PIXEL_STD'], pp['std']), str(list(pp['std'])))]
         for key, ok, want in checks:
-            if ok:
-                self.mapped(key, '(checked)', f"equals the backbone's preprocessing ({model_name})")
-            else:
-                self.refuse(key, f"promptsync sizes and normalises every view like the backbone ({model_name}: {want}); "
-                            f'write {key}: {want}')
+            self.check(key, ok, f"equals the backbone's preprocessing ({model_name})",
+                       f"promptsync sizes and normalises every view like the backbone ({model_name}: {want}); "
+                       f'write {key}: {want}')
 
     def _ctx_init(self, key: str) -> str | None:
         text = self.v[key]
@@ -306,12 +311,10 @@ class Builder:
                 self.mapped('TEST.SPLIT', f'{prefix}.split', f"{entry['type']} has one split (test = val in CoOp)")
             if self.trainer == 'PromptAlign':
                 tpt = self.v['DATASET.TPT']
-                if tpt in entry['tpt']:
-                    self.mapped('DATASET.TPT', '(checked)', f'names {name}')
-                else:
-                    self.refuse('DATASET.TPT', f"PromptAlign would test on set '{tpt}', but DATASET.NAME is {name} "
-                                f"(its id: {entry['tpt'][0]!r}); write DATASET.TPT {entry['tpt'][0]!r} or use the dataset "
-                                'YAML of that set')
+                self.check('DATASET.TPT', tpt in entry['tpt'], f'names {name}',
+                           f"PromptAlign would test on set '{tpt}', but DATASET.NAME is {name} (its id: "
+                           f"{entry['tpt'][0]!r}); write DATASET.TPT {entry['tpt'][0]!r} or use the dataset YAML of "
+                           'that set')
         if ds:
             self._set(prefix, ds)
 
@@ -401,33 +404,24 @@ class Builder:
             for key in ('WARMUP_TYPE', 'WARMUP_CONS_LR', 'WARMUP_RECOUNT'):
                 self.ignored(f'OPTIM.{key}', 'no warm-up (OPTIM.WARMUP_EPOCH <= 0)')
             return
-        if v['OPTIM.WARMUP_TYPE'] != 'constant':
-            self.refuse('OPTIM.WARMUP_TYPE', "PromptTrainer's warm-up is constant (Dassl's ConstantWarmupScheduler); "
-                        'use constant')
-        else:
-            self.mapped('OPTIM.WARMUP_TYPE', '(checked)', 'constant')
+        self.check('OPTIM.WARMUP_TYPE', v['OPTIM.WARMUP_TYPE'] == 'constant', 'constant',
+                   "PromptTrainer's warm-up is constant (Dassl's ConstantWarmupScheduler); use constant")
         self._set('trainer.warmup_lr', float(v['OPTIM.WARMUP_CONS_LR']))
         self.mapped('OPTIM.WARMUP_CONS_LR', 'trainer.warmup_lr')
-        if not v['OPTIM.WARMUP_RECOUNT']:
-            self.refuse('OPTIM.WARMUP_RECOUNT', 'the cosine of PromptTrainer restarts its count after the warm-up '
-                        '(Dassl: WARMUP_RECOUNT True); use True')
-        else:
-            self.mapped('OPTIM.WARMUP_RECOUNT', '(checked)', 'True')
+        self.check('OPTIM.WARMUP_RECOUNT', bool(v['OPTIM.WARMUP_RECOUNT']), 'True',
+                   'the cosine of PromptTrainer restarts its count after the warm-up (Dassl: WARMUP_RECOUNT True); '
+                   'use True')
 
     def _tta(self) -> None:
         v = self.v
         self.ignored('DATALOADER.TEST.BATCH_SIZE', "PromptAlign's TPT loader always uses batch 1; the base's "
                      'data.batch_size is kept (it does not change predictions)')
-        if not v['TPT.RUN']:
-            self.refuse('TPT.RUN', "PromptAlign's loop over un-augmented batches is not implemented; use True "
-                        '(TPT views), or TRAINER.NAME MaPLe to evaluate the prompts without adaptation')
-        else:
-            self.mapped('TPT.RUN', '(checked)', "True: TPT's views")
-        if v['TPT.ALIGN_THRESHOLD'] != v['TPT.TPT_THRESHOLD']:
-            self.refuse('TPT.ALIGN_THRESHOLD', f"the alignment loss reads the views selected for the entropy "
-                        f"(TPT_THRESHOLD {v['TPT.TPT_THRESHOLD']}); write the same value")
-        else:
-            self.mapped('TPT.ALIGN_THRESHOLD', '(checked)', 'equals TPT_THRESHOLD')
+        self.check('TPT.RUN', bool(v['TPT.RUN']), "True: TPT's views",
+                   "PromptAlign's loop over un-augmented batches is not implemented; use True (TPT views), or "
+                   'TRAINER.NAME MaPLe to evaluate the prompts without adaptation')
+        self.check('TPT.ALIGN_THRESHOLD', v['TPT.ALIGN_THRESHOLD'] == v['TPT.TPT_THRESHOLD'], 'equals TPT_THRESHOLD',
+                   f"the alignment loss reads the views selected for the entropy (TPT_THRESHOLD "
+                   f"{v['TPT.TPT_THRESHOLD']}); write the same value")
         entropy, align = bool(v['TPT.TPT_LOSS']), bool(v['TPT.DISTR_ALIGN'])
         losses = [dict(type='MarginalEntropyLoss', weight=1.0)] if entropy else []
         self.mapped('TPT.TPT_LOSS', 'tta.losses[MarginalEntropyLoss]', 'present' if entropy else 'absent')
