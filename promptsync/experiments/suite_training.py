@@ -70,6 +70,9 @@ class SuiteTraining:
         self._check(error_type)
 
     def _check(self, error_type) -> None:
+        missing = {k: v for k, v in self.learners.items() if not Path(v).is_file()}
+        if missing:  # before any training runs
+            raise error_type(f'suite.train.learners names training configs that do not exist: {missing}')
         for method, entry in self.methods.items():
             learner = entry.get('prompts')
             if learner is None:
