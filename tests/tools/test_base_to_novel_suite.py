@@ -120,8 +120,8 @@ def test_a_failed_training_fails_only_its_cells(env, monkeypatch):
 ])
 def test_suite_training_errors(env, methods, message):
     with pytest.raises(SuiteError, match='training configs that do not exist'):
-        run_suite(load_config(SUITE, dict(SMALL, **{'suite.train.learners.coop': 'configs/shapes/coop_fewshot_typo.py'})),
-                  env / 'out', root=ROOT)
+        typo = {'suite.train.learners.coop': 'configs/shapes/coop_fewshot_typo.py'}
+        run_suite(load_config(SUITE, dict(SMALL, **typo)), env / 'out', root=ROOT)
     with pytest.raises(SuiteError, match=message):
         run_suite(load_config(SUITE, dict(SMALL, **{'suite.methods': dict(_delete_=True, **methods)})), env / 'out',
                   root=ROOT)
